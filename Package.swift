@@ -1,0 +1,36 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+/// libtransface: TransFace (ICCV 2023) face recognition on the CPU, from Swift and through one C ABI.
+let package = Package(
+    name: "libtransface",
+    products: [
+        // The embeddable library: libtransface.so, declared by include/transface.h.
+        .library(name: "transface", type: .dynamic, targets: ["TransFaceC"]),
+        .library(name: "TFModel", targets: ["TFModel"]),
+    ],
+    targets: [
+        // System libraries (Debian: libopenblas-dev, libfftw3-dev, libprotobuf-c-dev, zlib1g-dev).
+        .systemLibrary(name: "CBLAS", pkgConfig: "openblas"),
+        .systemLibrary(name: "CFFTW", pkgConfig: "fftw3f"),
+        .systemLibrary(name: "CProtobufC", pkgConfig: "libprotobuf-c"),
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib"),
+        // The public header, imported by the export layer so that signatures are checked.
+        .systemLibrary(name: "CTransFace", path: "include"),
+        // protoc-c output for include/transface.proto, generated once and committed.
+        .target(
+            name: "TransFaceProto",
+            cSettings: [.unsafeFlags(["-fvisibility=hidden"])],
+            linkerSettings: [.linkedLibrary("protobuf-c")]
+        ),
+        .target(name: "TFCore", dependencies: ["CBLAS", "CZlib"]),
+        .target(name: "TFKernels", dependencies: ["TFCore", "CBLAS"]),
+        .target(name: "TFModel", dependencies: ["TFCore", "TFKernels", "TransFaceProto", "CProtobufC", "CZlib"]),
+        .target(name: "TransFaceC", dependencies: ["TFCore", "TFModel", "CTransFace"]),
+        .target(name: "TFTestSupport", dependencies: ["TFCore"], path: "Tests/TFTestSupport"),
+        .testTarget(name: "TFKernelsTests", dependencies: ["TFKernels", "TFTestSupport"]),
+        .testTarget(name: "TFModelTests", dependencies: ["TFModel", "TFTestSupport"]),
+        .testTarget(name: "TransFaceCTests", dependencies: ["TransFaceC", "TFModel", "TFTestSupport", "CTransFace"]),
+    ],
+    swiftLanguageModes: [.v5]
+)

@@ -1,0 +1,28 @@
+/// im2col for the patch-embedding convolution (kernel = stride = patch, no padding) on one
+/// uint8 HWC image: writes [grid² × channels·patch²] rows ordered (c, ky, kx) like the
+/// PyTorch Conv2d weight, with each byte mapped through `lut[c · 256 + byte]` (normalisation).
+/// Only the top-left grid·patch pixels are read, as in the official model. `mirror` reads the
+/// horizontally flipped image.
+public func patchIm2col(
+    out: UnsafeMutablePointer<Float>, image: UnsafePointer<UInt8>, width: Int, channels: Int,
+    patch: Int, grid: Int, lut: UnsafePointer<Float>, mirror: Bool
+) {
+    let rowLength = channels * patch * patch
+    for gy in 0..<grid {
+        for gx in 0..<grid {
+            let dst = out + (gy * grid + gx) * rowLength
+            for ky in 0..<patch {
+                let y = gy * patch + ky
+                let src = image + y * width * channels
+                for kx in 0..<patch {
+                    let x0 = gx * patch + kx
+                    let x = mirror ? width - 1 - x0 : x0
+                    let px = src + x * channels
+                    for c in 0..<channels {
+                        dst[c * patch * patch + ky * patch + kx] = lut[c * 256 + Int(px[c])]
+                    }
+                }
+            }
+        }
+    }
+}

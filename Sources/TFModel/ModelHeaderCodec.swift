@@ -1,0 +1,168 @@
+import CProtobufC
+import TFCore
+import TransFaceProto
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Storage type of a tensor in a model file.
+public enum StoredDType: Int32, Sendable {
+    case f32 = 0, f16 = 1, bf16 = 2
+    public var size: Int { self == .f32 ? 4 : 2 }
+}
+
+/// Where one tensor's bytes are in the data section, and their CRC-32.
+public struct TensorRecord: Equatable, Sendable {
+    public var name: String
+    public var dtype: StoredDType
+    public var dims: [Int]
+    public var offset: UInt64
+    public var length: UInt64
+    public var crc32: UInt32
+}
+
+/// The protobuf-described part of a model file (see include/transface.proto).
+public struct ModelHeader: Equatable {
+    public var formatVersion: UInt32
+    public var producer: String
+    public var config: ViTConfig
+    public var preprocess: Preprocess
+    public var metadata: [KeyValue]
+    public var tensors: [TensorRecord]
+
+    public struct KeyValue: Equatable { public var key: String; public var value: String }
+
+    /// Encodes with protobuf-c.
+    public func encode() throws -> [UInt8] {
+        var arena = CArena()
+        defer { arena.free() }
+        var cfg = Transface__Config()
+        transface__config__init(&cfg)
+        cfg.arch = arena.string(config.arch)
+        cfg.img_size = Int32(config.imgSize); cfg.patch_size = Int32(config.patchSize)
+        cfg.in_channels = Int32(config.inChannels); cfg.embed_dim = Int32(config.embedDim)
+        cfg.depth = Int32(config.depth); cfg.num_heads = Int32(config.numHeads)
+        cfg.mlp_hidden_dim = Int32(config.mlpHiddenDim); cfg.embedding_size = Int32(config.embeddingSize)
+        cfg.drop_path_rate = config.dropPathRate; cfg.mask_ratio = config.maskRatio
+
+        var pre = Transface__Preprocess()
+        transface__preprocess__init(&pre)
+        pre.input_width = Int32(preprocess.inputWidth); pre.input_height = Int32(preprocess.inputHeight)
+        (pre.n_mean, pre.mean) = (preprocess.mean.count, arena.array(preprocess.mean))
+        (pre.n_std, pre.std) = (preprocess.std.count, arena.array(preprocess.std))
+        pre.channel_order = Transface__ChannelOrder(rawValue: UInt32(preprocess.channelOrder.rawValue))
+        (pre.n_align_template, pre.align_template) = (preprocess.alignTemplate.count, arena.array(preprocess.alignTemplate))
+
+        let kvs: [UnsafeMutablePointer<Transface__KeyValue>?] = metadata.map { kv in
+            let m = arena.allocate(Transface__KeyValue.self)
+            transface__key_value__init(m)
+            m.pointee.key = arena.string(kv.key)
+            m.pointee.value = arena.string(kv.value)
+            return m
+        }
+        let recs: [UnsafeMutablePointer<Transface__TensorRecord>?] = tensors.map { t in
+            let m = arena.allocate(Transface__TensorRecord.self)
+            transface__tensor_record__init(m)
+            m.pointee.name = arena.string(t.name)
+            m.pointee.dtype = Transface__DType(rawValue: UInt32(t.dtype.rawValue))
+            m.pointee.n_dims = t.dims.count
+            m.pointee.dims = arena.array(t.dims.map(Int64.init))
+            m.pointee.offset = t.offset
+            m.pointee.length = t.length
+            m.pointee.crc32 = t.crc32
+            return m
+        }
+        var msg = Transface__ModelHeader()
+        transface__model_header__init(&msg)
+        msg.format_version = formatVersion
+        msg.producer = arena.string(producer)
+        return withUnsafeMutablePointer(to: &cfg) { cfgp in
+            withUnsafeMutablePointer(to: &pre) { prep in
+                msg.config = cfgp
+                msg.preprocess = prep
+                (msg.n_metadata, msg.metadata) = (kvs.count, arena.array(kvs))
+                (msg.n_tensors, msg.tensors) = (recs.count, arena.array(recs))
+                let size = transface__model_header__get_packed_size(&msg)
+                var out = [UInt8](repeating: 0, count: size)
+                let written = out.withUnsafeMutableBufferPointer { transface__model_header__pack(&msg, $0.baseAddress) }
+                precondition(written == size, "protobuf-c packed \(written) of \(size) bytes")
+                return out
+            }
+        }
+    }
+
+    /// Decodes with protobuf-c; throws `format` on malformed bytes or missing parts.
+    public static func decode(_ bytes: UnsafeRawBufferPointer) throws -> ModelHeader {
+        guard let msgp = transface__model_header__unpack(nil, bytes.count, bytes.baseAddress?.assumingMemoryBound(to: UInt8.self))
+        else { throw TransFaceError.format("the model header is not a valid protobuf ModelHeader") }
+        defer { transface__model_header__free_unpacked(msgp, nil) }
+        let m = msgp.pointee
+        guard let c = m.config?.pointee else { throw TransFaceError.format("the model header has no config") }
+        guard let p = m.preprocess?.pointee else { throw TransFaceError.format("the model header has no preprocess") }
+        func str(_ s: UnsafeMutablePointer<CChar>?) -> String { s.map { String(cString: $0) } ?? "" }
+        func floats(_ n: Int, _ ptr: UnsafeMutablePointer<Float>?) -> [Float] {
+            guard let ptr, n > 0 else { return [] }
+            return Array(UnsafeBufferPointer(start: ptr, count: n))
+        }
+        let config = ViTConfig(arch: str(c.arch), imgSize: Int(c.img_size), patchSize: Int(c.patch_size),
+                               inChannels: Int(c.in_channels), embedDim: Int(c.embed_dim), depth: Int(c.depth),
+                               numHeads: Int(c.num_heads), mlpHiddenDim: Int(c.mlp_hidden_dim),
+                               embeddingSize: Int(c.embedding_size), dropPathRate: c.drop_path_rate,
+                               maskRatio: c.mask_ratio)
+        guard let order = Preprocess.ChannelOrder(rawValue: Int32(bitPattern: p.channel_order.rawValue)) else {
+            throw TransFaceError.format("unknown channel order \(p.channel_order.rawValue)")
+        }
+        let preprocess = Preprocess(inputWidth: Int(p.input_width), inputHeight: Int(p.input_height),
+                                    mean: floats(p.n_mean, p.mean), std: floats(p.n_std, p.std), channelOrder: order,
+                                    alignTemplate: floats(p.n_align_template, p.align_template))
+        var metadata: [KeyValue] = []
+        for i in 0..<m.n_metadata {
+            guard let kv = m.metadata[i]?.pointee else { continue }
+            metadata.append(KeyValue(key: str(kv.key), value: str(kv.value)))
+        }
+        var tensors: [TensorRecord] = []
+        for i in 0..<m.n_tensors {
+            guard let t = m.tensors[i]?.pointee else { continue }
+            guard let dtype = StoredDType(rawValue: Int32(bitPattern: t.dtype.rawValue)) else {
+                throw TransFaceError.format("tensor '\(str(t.name))' has unknown dtype \(t.dtype.rawValue)")
+            }
+            let dims = (0..<t.n_dims).map { Int(t.dims[$0]) }
+            tensors.append(TensorRecord(name: str(t.name), dtype: dtype, dims: dims, offset: t.offset,
+                                        length: t.length, crc32: t.crc32))
+        }
+        return ModelHeader(formatVersion: m.format_version, producer: str(m.producer), config: config,
+                           preprocess: preprocess, metadata: metadata, tensors: tensors)
+    }
+}
+
+/// C allocations that live until `free()`: strings and arrays handed to protobuf-c for packing.
+/// Only trivial types are stored, so nothing needs deinitialising.
+private struct CArena {
+    private var cStrings: [UnsafeMutablePointer<CChar>] = []
+    private var blocks: [UnsafeMutableRawPointer] = []
+
+    mutating func string(_ s: String) -> UnsafeMutablePointer<CChar> {
+        let p = strdup(s)!
+        cStrings.append(p)
+        return p
+    }
+
+    mutating func array<T>(_ values: [T]) -> UnsafeMutablePointer<T> {
+        let p = UnsafeMutablePointer<T>.allocate(capacity: max(values.count, 1))
+        if !values.isEmpty { p.initialize(from: values, count: values.count) }
+        blocks.append(UnsafeMutableRawPointer(p))
+        return p
+    }
+
+    mutating func allocate<T>(_: T.Type) -> UnsafeMutablePointer<T> {
+        let p = UnsafeMutablePointer<T>.allocate(capacity: 1)
+        blocks.append(UnsafeMutableRawPointer(p))
+        return p
+    }
+
+    func free() {
+        for p in cStrings { Glibc.free(p) }
+        for p in blocks { p.deallocate() }
+    }
+}
