@@ -27,7 +27,7 @@ let package = Package(
         .target(name: "TFKernels", dependencies: ["TFCore", "CBLAS"]),
         .target(name: "TFModel", dependencies: ["TFCore", "TFKernels", "TransFaceProto", "CProtobufC", "CZlib"]),
         .target(name: "TransFaceC", dependencies: ["TFCore", "TFModel", "CTransFace"]),
-        .target(name: "TFTestSupport", dependencies: ["TFCore"], path: "Tests/TFTestSupport"),
+        .target(name: "TFTestSupport", dependencies: ["TFCore", "TFModel"], path: "Tests/TFTestSupport"),
         .testTarget(name: "TFKernelsTests", dependencies: ["TFKernels", "TFTestSupport"]),
         .testTarget(name: "TFModelTests", dependencies: ["TFModel", "TFTestSupport"]),
         .testTarget(name: "TransFaceCTests", dependencies: ["TransFaceC", "TFModel", "TFTestSupport", "CTransFace"]),

@@ -9,8 +9,11 @@
  *    the problem is available from transface_last_error() on the same thread.
  *  - Handles are opaque. Objects created by *_create / *_load are released by the matching
  *    *_free, which accepts NULL.
- *  - Parameter structs start with struct_size; get them from *_default_params() and change
- *    the fields you need. Passing NULL means "defaults". New fields are only ever appended.
+ *  - Every struct starts with struct_size, and new fields are only ever appended.
+ *    Parameter structs: get them from *_default_params() and change the fields you need;
+ *    passing NULL means "defaults". Structs the library fills (transface_config,
+ *    transface_preprocess, transface_tensor_info): set struct_size = sizeof(the struct)
+ *    before the call; the library never writes past it.
  *  - Outputs are caller-allocated buffers with an explicit capacity counted in elements.
  *    Strings returned by the library live as long as the object that returned them.
  *  - On any error, output buffers may have been partly written, nothing is leaked and the
@@ -87,7 +90,7 @@ typedef struct transface_config {
     char arch[32];           /* preset name ("vit_s", ...) or "custom"; NUL-terminated */
     int32_t img_size;        /* input side in pixels; 112 in every official model */
     int32_t patch_size;      /* 9: the conv sees the top-left (img/patch)*patch pixels */
-    int32_t in_channels;     /* 3 */
+    int32_t in_channels;     /* must be 3 (RGB or BGR faces) */
     int32_t embed_dim;       /* token width D */
     int32_t depth;           /* transformer blocks */
     int32_t num_heads;       /* attention heads; must divide embed_dim */

@@ -25,33 +25,24 @@ public enum BLAS {
                     Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
     }
 
-    /// `out[rows×outF] = x[rows×inF] · Wᵀ (+ beta·out)` with W stored [outF×inF], split across the
-    /// pool: by rows when there are many, otherwise by output features. Each output element is
-    /// computed by the same call sequence whatever the split, so results do not depend on it.
-    public static func linear(
-        pool: WorkerPool, rows: Int, inFeatures: Int, outFeatures: Int,
-        x: UnsafePointer<Float>, weight: UnsafePointer<Float>,
-        out: UnsafeMutablePointer<Float>, beta: Float = 0
+    /// Token-wise Linear without bias for `images` images of `tokens` rows each:
+    /// `out = x · Wᵀ (+ beta·out)`, W stored [outFeatures × inFeatures]. Each image is its own
+    /// GEMM and the output features are cut into one fixed block per worker, so an image's
+    /// result is bit-identical whatever batch it arrives in.
+    public static func tokenLinear(
+        pool: WorkerPool, images: Int, tokens: Int, inFeatures: Int, outFeatures: Int,
+        x: UnsafePointer<Float>, weight: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>, beta: Float = 0
     ) {
-        let workers = pool.threadCount
-        if workers == 1 || rows * outFeatures < 4096 {
-            gemm(m: rows, n: outFeatures, k: inFeatures, a: x, lda: inFeatures, b: weight, ldb: inFeatures,
-                 transposeB: true, c: out, ldc: outFeatures, beta: beta)
-            return
-        }
-        if rows >= 16 * workers {
-            pool.parallelFor(rows) { r in
-                gemm(m: r.count, n: outFeatures, k: inFeatures, a: x + r.lowerBound * inFeatures, lda: inFeatures,
-                     b: weight, ldb: inFeatures, transposeB: true, c: out + r.lowerBound * outFeatures,
-                     ldc: outFeatures, beta: beta)
-            }
-        } else {
-            // Split output features in multiples of 16 so kernels see aligned column blocks.
-            let blocks = (outFeatures + 15) / 16
-            pool.parallelFor(blocks) { br in
-                let lo = br.lowerBound * 16, hi = min(br.upperBound * 16, outFeatures)
-                gemm(m: rows, n: hi - lo, k: inFeatures, a: x, lda: inFeatures, b: weight + lo * inFeatures,
-                     ldb: inFeatures, transposeB: true, c: out + lo, ldc: outFeatures, beta: beta)
+        let blocks = (outFeatures + 15) / 16
+        pool.run { worker in
+            let br = WorkerPool.split(blocks, parts: pool.threadCount, index: worker)
+            let lo = br.lowerBound * 16, hi = min(br.upperBound * 16, outFeatures)
+            guard lo < hi else { return }
+            for b in 0..<images {
+                let rows = b * tokens
+                gemm(m: tokens, n: hi - lo, k: inFeatures, a: x + rows * inFeatures, lda: inFeatures,
+                     b: weight + lo * inFeatures, ldb: inFeatures, transposeB: true,
+                     c: out + rows * outFeatures + lo, ldc: outFeatures, beta: beta)
             }
         }
     }

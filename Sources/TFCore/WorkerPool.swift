@@ -81,9 +81,10 @@ public final class WorkerPool {
             while !s.shutdown && s.generation == seen { pthread_cond_wait(&s.wake, &s.mutex) }
             if s.shutdown { pthread_mutex_unlock(&s.mutex); return }
             seen = s.generation
-            let body = s.body!
+            var body = s.body
             pthread_mutex_unlock(&s.mutex)
-            body(index)
+            body!(index)
+            body = nil  // drop the reference before `run` may return (the closure is non-escaping)
             pthread_mutex_lock(&s.mutex)
             s.remaining -= 1
             if s.remaining == 0 { pthread_cond_signal(&s.done) }

@@ -49,7 +49,7 @@ public struct ViTConfig: Equatable, Sendable {
         try check(arch.utf8.count < 32, "arch name '\(arch)' is longer than 31 bytes")
         try check((1...4096).contains(imgSize), "img_size \(imgSize) is outside 1...4096")
         try check(patchSize >= 1 && patchSize <= imgSize, "patch_size \(patchSize) must be in 1...img_size")
-        try check((1...16).contains(inChannels), "in_channels \(inChannels) is outside 1...16")
+        try check(inChannels == 3, "in_channels \(inChannels) is not 3 (models take RGB or BGR images)")
         try check((1...65536).contains(embedDim), "embed_dim \(embedDim) is outside 1...65536")
         try check((1...1024).contains(depth), "depth \(depth) is outside 1...1024")
         try check(numHeads >= 1 && embedDim % numHeads == 0, "num_heads \(numHeads) must divide embed_dim \(embedDim)")

@@ -75,6 +75,13 @@ public final class ViTForward {
         func overRows(_ n: Int, _ body: (Int, Int) -> Void) {
             pool.parallelFor(n) { r in body(r.lowerBound, r.count) }
         }
+        /// Per-image Linear for the SE and head layers, output features split across workers.
+        func headLinear(_ n: Int, _ inF: Int, _ outF: Int, _ input: UnsafeMutablePointer<Float>,
+                        _ weight: UnsafeMutablePointer<Float>, _ output: UnsafeMutablePointer<Float>) {
+            pool.parallelFor(outF) { r in
+                rowLinearForward(out: output, x: input, weight: weight, rows: n, inFeatures: inF, outFeatures: outF, outputs: r)
+            }
+        }
         lastCount = 0
 
         // Patch embedding: im2col + one GEMM over every patch of the batch, + bias.
@@ -86,7 +93,7 @@ public final class ViTForward {
                 }
             }
         }
-        BLAS.linear(pool: pool, rows: rows, inFeatures: k, outFeatures: d, x: cols, weight: w.patchWeight, out: x)
+        BLAS.tokenLinear(pool: pool, images: count, tokens: t, inFeatures: k, outFeatures: d, x: cols, weight: w.patchWeight, out: x)
         overRows(rows) { lo, n in biasActivationForward(x + lo * d, bias: w.patchBias, rows: n, cols: d, activation: .none) }
         observe("patch_embed", x, rows * d)
         pool.parallelFor(count) { r in for b in r { addInPlaceForward(x + b * t * d, w.posEmbed, count: t * d) } }
@@ -97,7 +104,7 @@ public final class ViTForward {
                 layerNormForward(out: h + lo * d, mean: nil, rstd: nil, x: x + lo * d, weight: blk.norm1Weight,
                                  bias: blk.norm1Bias, rows: n, dim: d, eps: ViTConfig.layerNormEps)
             }
-            BLAS.linear(pool: pool, rows: rows, inFeatures: d, outFeatures: 3 * d, x: h, weight: blk.qkvWeight, out: qkv)
+            BLAS.tokenLinear(pool: pool, images: count, tokens: t, inFeatures: d, outFeatures: 3 * d, x: h, weight: blk.qkvWeight, out: qkv)
             let tasks = count * c.numHeads
             pool.run { worker in
                 let scratch = probs + worker * t * t
@@ -107,7 +114,7 @@ public final class ViTForward {
                                          tokens: t, dim: d, heads: c.numHeads, head: task % c.numHeads)
                 }
             }
-            BLAS.linear(pool: pool, rows: rows, inFeatures: d, outFeatures: d, x: attn, weight: blk.projWeight, out: h)
+            BLAS.tokenLinear(pool: pool, images: count, tokens: t, inFeatures: d, outFeatures: d, x: attn, weight: blk.projWeight, out: h)
             overRows(rows) { lo, n in biasResidualForward(x: x + lo * d, y: h + lo * d, bias: blk.projBias, rows: n, cols: d) }
             observe("blocks.\(i).attn", h, rows * d)
 
@@ -116,9 +123,9 @@ public final class ViTForward {
                 layerNormForward(out: h + lo * d, mean: nil, rstd: nil, x: x + lo * d, weight: blk.norm2Weight,
                                  bias: blk.norm2Bias, rows: n, dim: d, eps: ViTConfig.layerNormEps)
             }
-            BLAS.linear(pool: pool, rows: rows, inFeatures: d, outFeatures: hid, x: h, weight: blk.fc1Weight, out: mlp)
+            BLAS.tokenLinear(pool: pool, images: count, tokens: t, inFeatures: d, outFeatures: hid, x: h, weight: blk.fc1Weight, out: mlp)
             overRows(rows) { lo, n in biasActivationForward(mlp + lo * hid, bias: blk.fc1Bias, rows: n, cols: hid, activation: .relu6) }
-            BLAS.linear(pool: pool, rows: rows, inFeatures: hid, outFeatures: d, x: mlp, weight: blk.fc2Weight, out: h)
+            BLAS.tokenLinear(pool: pool, images: count, tokens: t, inFeatures: hid, outFeatures: d, x: mlp, weight: blk.fc2Weight, out: h)
             overRows(rows) { lo, n in biasResidualForward(x: x + lo * d, y: h + lo * d, bias: blk.fc2Bias, rows: n, cols: d) }
             observe("blocks.\(i).mlp", h, rows * d)
             observe("blocks.\(i)", x, rows * d)
@@ -130,9 +137,9 @@ public final class ViTForward {
         observe("norm", h, rows * d)
 
         // SE gate: sigmoid(W2 · relu(W1 · flatten(tokens))); its softmax ranks patches.
-        BLAS.linear(pool: pool, rows: count, inFeatures: t * d, outFeatures: t, x: h, weight: w.se0Weight, out: se1)
+        headLinear(count, t * d, t, h, w.se0Weight, se1)
         biasActivationForward(se1, bias: nil, rows: count, cols: t, activation: .relu)
-        BLAS.linear(pool: pool, rows: count, inFeatures: t, outFeatures: t, x: se1, weight: w.se2Weight, out: se2)
+        headLinear(count, t, t, se1, w.se2Weight, se2)
         biasActivationForward(se2, bias: nil, rows: count, cols: t, activation: .sigmoid)
         observe("senet", se2, count * t)
         for i in 0..<(count * t) { weight[i] = se2[i] }
@@ -143,13 +150,13 @@ public final class ViTForward {
 
         // Head: Linear(P·D→D) → BN → Linear(D→E) → BN.
         let train = mode != .eval, update = mode == .train(updateRunningStatistics: true)
-        BLAS.linear(pool: pool, rows: count, inFeatures: t * d, outFeatures: d, x: attn, weight: w.feature0Weight, out: f0)
+        headLinear(count, t * d, d, attn, w.feature0Weight, f0)
         observe("feature.0", f0, count * d)
         batchNormForward(out: f1, x: f0, rows: count, features: d, weight: w.feature1.weight, bias: w.feature1.bias,
                          runningMean: w.feature1.runningMean, runningVar: w.feature1.runningVar,
                          eps: ViTConfig.batchNormEps, useBatchStatistics: train, updateRunning: update)
         observe("feature.1", f1, count * d)
-        BLAS.linear(pool: pool, rows: count, inFeatures: d, outFeatures: e, x: f1, weight: w.feature2Weight, out: f2)
+        headLinear(count, d, e, f1, w.feature2Weight, f2)
         observe("feature.2", f2, count * e)
         batchNormForward(out: f3, x: f2, rows: count, features: e, weight: w.feature3.weight, bias: w.feature3.bias,
                          runningMean: w.feature3.runningMean, runningVar: w.feature3.runningVar,

@@ -1,0 +1,170 @@
+import Foundation
+import TFCore
+import TFModel
+import TFTestSupport
+import XCTest
+
+/// Model files: round trips, half-precision storage, and refusal of every kind of damage.
+final class ModelFileTests: XCTestCase {
+    var folder = ""
+
+    override func setUpWithError() throws { folder = try Reference.temporaryFolder() }
+    override func tearDown() { Reference.removeTree(folder) }
+
+    /// A miniature random model (18×18 input, 4 patches; a 4 KiB file, so sweeps cover every byte).
+    static func smallModel(seed: UInt64 = 1) throws -> TransFaceModel {
+        let builder = try ModelBuilder(config: ViTConfig(imgSize: 18, embedDim: 8, depth: 1, numHeads: 2, mlpHiddenDim: 16,
+                                                         embeddingSize: 4))
+        builder.initializeWeights(seed: seed)
+        try builder.setMetadata("source", "unit test")
+        return try builder.build()
+    }
+
+    private func expectFormatError(_ path: String, _ fragment: String? = nil, file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertThrowsError(try ModelFile.load(path: path), file: file, line: line) { error in
+            guard let e = error as? TransFaceError else { return XCTFail("not a TransFaceError: \(error)", file: file, line: line) }
+            XCTAssertFalse(e.message.isEmpty, file: file, line: line)
+            if let fragment { XCTAssertTrue(e.message.contains(fragment), "'\(e.message)' lacks '\(fragment)'", file: file, line: line) }
+        }
+    }
+
+    func testRoundTripKeepsEverything() throws {
+        let model = try Reference.tinyModel()
+        let path = folder + "/tiny.tfm"
+        try ModelFile.write(model, to: path)
+        let loaded = try ModelFile.load(path: path)
+        XCTAssertEqual(loaded.config, model.config)
+        XCTAssertEqual(loaded.preprocess, model.preprocess)
+        XCTAssertEqual(Array(loaded.parameters.all), Array(model.parameters.all))
+        let size = try FileManager.default.attributesOfItem(atPath: path)[.size] as! Int
+        XCTAssertLessThan(size - model.layout.weightBytes, 8192, "header overhead")
+    }
+
+    func testHalfPrecisionFilesLoadAsFloat32() throws {
+        let model = try Self.smallModel()
+        for dtype in [StoredDType.f16, .bf16] {
+            let path = folder + "/half-\(dtype).tfm"
+            try ModelFile.write(model, to: path, dtype: dtype)
+            let loaded = try ModelFile.load(path: path)
+            let original = Array(model.parameters.all), back = Array(loaded.parameters.all)
+            for (a, b) in zip(original, back) {
+                XCTAssertEqual(b, HalfPrecision.decode(HalfPrecision.encode(a, dtype), dtype))
+                XCTAssertEqual(a, b, accuracy: abs(a) * (dtype == .f16 ? 1e-3 : 8e-3) + 1e-7)
+            }
+        }
+    }
+
+    func testMetadataSurvivesAndMissingFileIsAnIOError() throws {
+        let path = folder + "/m.tfm"
+        try ModelFile.write(try Self.smallModel(), to: path)
+        XCTAssertEqual(try ModelFile.load(path: path).metadataValue("source"), "unit test")
+        XCTAssertThrowsError(try ModelFile.load(path: folder + "/nope.tfm")) { XCTAssertEqual(($0 as? TransFaceError)?.kind, .io) }
+    }
+
+    func testEmptyAndForeignFilesAreRefused() throws {
+        let empty = folder + "/empty.tfm"
+        FileManager.default.createFile(atPath: empty, contents: Data())
+        expectFormatError(empty, "empty")
+        let foreign = folder + "/foreign.tfm"
+        FileManager.default.createFile(atPath: foreign, contents: Data(repeating: 0x41, count: 4096))
+        expectFormatError(foreign, "magic")
+    }
+
+    func testNewerFormatVersionNamesBothVersions() throws {
+        let path = folder + "/v.tfm"
+        try ModelFile.write(try Self.smallModel(), to: path)
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: path))
+        bytes[8] = 99
+        try bytes.write(to: URL(fileURLWithPath: path))
+        expectFormatError(path, "version 99 is newer than this library reads (1)")
+    }
+
+    func testEveryTruncationIsRefused() throws {
+        let path = folder + "/t.tfm", cut = folder + "/cut.tfm"
+        try ModelFile.write(try Self.smallModel(), to: path)
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: path))
+        for n in 0..<bytes.count {
+            try bytes.prefix(n).write(to: URL(fileURLWithPath: cut))
+            expectFormatError(cut)
+        }
+    }
+
+    func testEveryFlippedByteIsDetected() throws {
+        let path = folder + "/f.tfm", bad = folder + "/bad.tfm"
+        try ModelFile.write(try Self.smallModel(), to: path)
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: path))
+        for offset in 0..<bytes.count {
+            for mask: UInt8 in [0x01, 0x80] {
+                var damaged = bytes
+                damaged[offset] ^= mask
+                try damaged.write(to: URL(fileURLWithPath: bad))
+                expectFormatError(bad)
+            }
+        }
+    }
+
+    func testAppendedBytesAreRefused() throws {
+        let path = folder + "/a.tfm"
+        try ModelFile.write(try Self.smallModel(), to: path)
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: path))
+        bytes.append(0)
+        try bytes.write(to: URL(fileURLWithPath: path))
+        expectFormatError(path, "unexpected bytes")
+    }
+
+    /// Rewrites a valid file's header through `edit` (with a correct checksum).
+    private func rewriteHeader(_ edit: (inout ModelHeader) -> Void) throws -> String {
+        let model = try Self.smallModel()
+        let path = folder + "/h.tfm"
+        try ModelFile.write(model, to: path)
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: path))
+        let headerLength = bytes[16..<24].reversed().reduce(0) { $0 << 8 | Int($1) }
+        let dataStart = (24 + headerLength + 63) / 64 * 64
+        var header = try Array(bytes[24..<(24 + headerLength)]).withUnsafeBytes { try ModelHeader.decode($0) }
+        edit(&header)
+        let encoded = try header.encode()
+        var out = Data(bytes[0..<12])
+        withUnsafeBytes(of: encoded.withUnsafeBytes { crc32($0) }.littleEndian) { out.append(contentsOf: $0) }
+        withUnsafeBytes(of: UInt64(encoded.count).littleEndian) { out.append(contentsOf: $0) }
+        out.append(contentsOf: encoded)
+        out.append(Data(count: (24 + encoded.count + 63) / 64 * 64 - 24 - encoded.count))
+        out.append(bytes[dataStart...])
+        let edited = folder + "/edited.tfm"
+        try out.write(to: URL(fileURLWithPath: edited))
+        return edited
+    }
+
+    func testHeaderRewriteHelperProducesLoadableFiles() throws {
+        XCTAssertNoThrow(try ModelFile.load(path: try rewriteHeader { _ in }))
+    }
+
+    func testMissingExtraAndMisshapedTensorsAreNamed() throws {
+        expectFormatError(try rewriteHeader { $0.tensors.removeAll { $0.name == "norm.bias" } }, "missing tensor norm.bias")
+        expectFormatError(try rewriteHeader { $0.tensors[3].name = "blocks.9.attn.bias" }, "unknown tensor 'blocks.9.attn.bias'")
+        expectFormatError(try rewriteHeader { $0.tensors.append($0.tensors[0]) }, "appears twice")
+        expectFormatError(try rewriteHeader { $0.tensors[0].dims = [1, 16, 144] }, "has shape")
+        expectFormatError(try rewriteHeader { $0.config.embedDim = 0 }, "embed_dim")
+        expectFormatError(try rewriteHeader { $0.config.depth = 2 }, "missing tensor")
+        expectFormatError(try rewriteHeader { $0.preprocess.std = [0, 1, 1] }, "std")
+        expectFormatError(try rewriteHeader { let o = $0.tensors[0].offset; $0.tensors[0].offset = $0.tensors[1].offset; $0.tensors[1].offset = o }, "not where")
+    }
+
+    func testWeightLimitIsCheckedBeforeAllocating() throws {
+        let path = folder + "/l.tfm"
+        try ModelFile.write(try Self.smallModel(), to: path)
+        var options = ModelFile.LoadOptions()
+        options.maxWeightBytes = 1000
+        XCTAssertThrowsError(try ModelFile.load(path: path, options: options)) {
+            XCTAssertTrue(($0 as? TransFaceError)?.message.contains("exceed the limit") == true)
+        }
+    }
+
+    func testFailedWriteLeavesPreviousFileAndNoTemporaryFiles() throws {
+        let path = folder + "/keep.tfm"
+        try ModelFile.write(try Self.smallModel(seed: 1), to: path)
+        let before = try Data(contentsOf: URL(fileURLWithPath: path))
+        XCTAssertThrowsError(try ModelFile.write(try Self.smallModel(seed: 2), to: folder + "/no/such/dir/x.tfm"))
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: path)), before)
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: folder), ["keep.tfm"])
+    }
+}
