@@ -1,0 +1,177 @@
+import TFCore
+import TFKernels
+import TFTestSupport
+import XCTest
+
+/// Each forward kernel against a naive double-precision oracle, on odd shapes (tails of the
+/// 16-lane loops included). Tolerance: rtol 1e-5 of the largest reference value, atol 1e-6.
+final class KernelOracleTests: XCTestCase {
+    var rng = SeededRNG(seed: 42)
+
+    func random(_ n: Int, scale: Float = 1) -> [Float] { (0..<n).map { _ in Float(rng.normal()) * scale } }
+
+    func assertClose(_ a: [Float], _ b: [Double], rtol: Double = 1e-5, _ what: String, line: UInt = #line) {
+        let c = Comparison(a, b.map(Float.init), rtol: rtol)
+        XCTAssertTrue(c.passed, "\(what): \(c)", line: line)
+    }
+
+    func testLayerNorm() {
+        for (rows, dim) in [(3, 37), (5, 64), (1, 17)] {
+            let x = random(rows * dim, scale: 3), w = random(dim), b = random(dim)
+            var out = [Float](repeating: 0, count: rows * dim), mean = [Float](repeating: 0, count: rows), rstd = mean
+            layerNormForward(out: &out, mean: &mean, rstd: &rstd, x: x, weight: w, bias: b, rows: rows, dim: dim, eps: 1e-5)
+            var expected = [Double]()
+            for r in 0..<rows {
+                let row = x[(r * dim)..<((r + 1) * dim)].map(Double.init)
+                let mu = row.reduce(0, +) / Double(dim)
+                let v = row.map { ($0 - mu) * ($0 - mu) }.reduce(0, +) / Double(dim)
+                expected += row.indices.map { (row[$0] - mu) / (v + 1e-5).squareRoot() * Double(w[$0 - row.startIndex]) + Double(b[$0 - row.startIndex]) }
+                XCTAssertEqual(Double(mean[r]), mu, accuracy: 1e-5)
+            }
+            assertClose(out, expected, "layernorm \(rows)x\(dim)")
+        }
+    }
+
+    func testAttentionHead() {
+        let tokens = 13, dim = 24, heads = 3, hd = 8
+        let qkv = random(tokens * 3 * dim)
+        var out = [Float](repeating: 0, count: tokens * dim), probs = [Float](repeating: 0, count: tokens * tokens)
+        for h in 0..<heads {
+            attentionHeadForward(out: &out, probs: &probs, qkv: qkv, tokens: tokens, dim: dim, heads: heads, head: h)
+        }
+        let q = qkv.map(Double.init)
+        func at(_ token: Int, _ part: Int, _ h: Int, _ c: Int) -> Double { q[token * 3 * dim + part * dim + h * hd + c] }
+        var expected = [Double](repeating: 0, count: tokens * dim)
+        for h in 0..<heads {
+            for i in 0..<tokens {
+                var s = [Double](repeating: 0, count: tokens)
+                for j in 0..<tokens {
+                    var dot = 0.0
+                    for c in 0..<hd { dot += at(i, 0, h, c) * at(j, 1, h, c) }
+                    s[j] = dot / Double(hd).squareRoot()
+                }
+                let m = s.max()!
+                s = s.map { Foundation.exp($0 - m) }
+                let z = s.reduce(0, +)
+                for c in 0..<hd {
+                    var acc = 0.0
+                    for j in 0..<tokens { acc += s[j] / z * at(j, 2, h, c) }
+                    expected[i * dim + h * hd + c] = acc
+                }
+            }
+        }
+        assertClose(out, expected, "attention")
+    }
+
+    func testBatchNormEvalAndTrain() {
+        let rows = 5, f = 19
+        let x = random(rows * f, scale: 2), w = random(f), b = random(f)
+        var rm = random(f), rv = random(f).map { abs($0) + 0.5 }
+        let rm0 = rm, rv0 = rv
+        var out = [Float](repeating: 0, count: rows * f)
+        batchNormForward(out: &out, x: x, rows: rows, features: f, weight: w, bias: b, runningMean: &rm, runningVar: &rv,
+                         eps: 2e-5, useBatchStatistics: false, updateRunning: false)
+        assertClose(out, (0..<(rows * f)).map { i in
+            let c = i % f
+            return (Double(x[i]) - Double(rm0[c])) / (Double(rv0[c]) + 2e-5).squareRoot() * Double(w[c]) + Double(b[c])
+        }, "batchnorm eval")
+        batchNormForward(out: &out, x: x, rows: rows, features: f, weight: w, bias: b, runningMean: &rm, runningVar: &rv,
+                         eps: 2e-5, useBatchStatistics: true, updateRunning: true)
+        var expected = [Double](repeating: 0, count: rows * f), newMean = [Double](), newVar = [Double]()
+        for c in 0..<f {
+            let col = (0..<rows).map { Double(x[$0 * f + c]) }
+            let mu = col.reduce(0, +) / Double(rows)
+            let v = col.map { ($0 - mu) * ($0 - mu) }.reduce(0, +)
+            for r in 0..<rows { expected[r * f + c] = (col[r] - mu) / (v / Double(rows) + 2e-5).squareRoot() * Double(w[c]) + Double(b[c]) }
+            newMean.append(0.9 * Double(rm0[c]) + 0.1 * mu)
+            newVar.append(0.9 * Double(rv0[c]) + 0.1 * v / Double(rows - 1))
+        }
+        assertClose(out, expected, "batchnorm train")
+        assertClose(rm, newMean, "running mean")
+        assertClose(rv, newVar, "running var")
+    }
+
+    func testRowLinearMatchesOracleAndIsRowIndependent() {
+        for (rows, k, n) in [(1, 33, 5), (6, 100, 7), (4, 64, 16), (9, 31, 3)] {
+            let x = random(rows * k), w = random(n * k)
+            var out = [Float](repeating: .nan, count: rows * n)
+            rowLinearForward(out: &out, x: x, weight: w, rows: rows, inFeatures: k, outFeatures: n, outputs: 0..<n)
+            assertClose(out, (0..<(rows * n)).map { i in
+                (0..<k).reduce(0.0) { $0 + Double(x[(i / n) * k + $1]) * Double(w[(i % n) * k + $1]) }
+            }, "row linear \(rows)x\(k)x\(n)")
+            for r in 0..<rows {
+                var single = [Float](repeating: .nan, count: n)
+                rowLinearForward(out: &single, x: Array(x[(r * k)..<((r + 1) * k)]), weight: w, rows: 1, inFeatures: k,
+                                 outFeatures: n, outputs: 0..<n)
+                XCTAssertEqual(single, Array(out[(r * n)..<((r + 1) * n)]), "row \(r) depends on its batch")
+            }
+        }
+    }
+
+    func testTokenLinearMatchesOracleForAnyThreadCount() throws {
+        let images = 3, tokens = 7, k = 20, n = 45
+        let x = random(images * tokens * k), w = random(n * k)
+        let expected = (0..<(images * tokens * n)).map { i in
+            (0..<k).reduce(0.0) { $0 + Double(x[(i / n) * k + $1]) * Double(w[(i % n) * k + $1]) }
+        }
+        for threads in [1, 2, 3] {
+            var out = [Float](repeating: .nan, count: images * tokens * n)
+            BLAS.tokenLinear(pool: try WorkerPool(threadCount: threads), images: images, tokens: tokens, inFeatures: k,
+                             outFeatures: n, x: x, weight: w, out: &out)
+            assertClose(out, expected, "token linear, \(threads) threads")
+        }
+    }
+
+    func testElementwiseKernels() {
+        let rows = 3, cols = 21
+        let x = random(rows * cols, scale: 5), bias = random(cols)
+        for act in [Activation.none, .relu, .relu6, .sigmoid] {
+            var y = x
+            biasActivationForward(&y, bias: bias, rows: rows, cols: cols, activation: act)
+            assertClose(y, x.indices.map { i in
+                let v = Double(x[i]) + Double(bias[i % cols])
+                switch act {
+                case .none: return v
+                case .relu: return max(v, 0)
+                case .relu6: return min(max(v, 0), 6)
+                case .sigmoid: return 1 / (1 + Foundation.exp(-v))
+                }
+            }, "activation \(act)")
+        }
+        var s = x
+        softmaxRowsForward(&s, rows: rows, cols: cols)
+        for r in 0..<rows {
+            let row = x[(r * cols)..<((r + 1) * cols)].map(Double.init), m = row.max()!
+            let z = row.map { Foundation.exp($0 - m) }.reduce(0, +)
+            assertClose(Array(s[(r * cols)..<((r + 1) * cols)]), row.map { Foundation.exp($0 - m) / z }, "softmax")
+        }
+        var std = [Float](repeating: 0, count: rows)
+        rowStdForward(out: &std, x: x, rows: rows, cols: cols)
+        assertClose(std, (0..<rows).map { r in
+            let row = x[(r * cols)..<((r + 1) * cols)].map(Double.init), mu = row.reduce(0, +) / Double(cols)
+            return (row.map { ($0 - mu) * ($0 - mu) }.reduce(0, +) / Double(cols - 1)).squareRoot()
+        }, "unbiased std")
+        var resid = x, branch = random(rows * cols)
+        let branch0 = branch
+        biasResidualForward(x: &resid, y: &branch, bias: bias, rows: rows, cols: cols)
+        assertClose(branch, branch0.indices.map { Double(branch0[$0]) + Double(bias[$0 % cols]) }, "branch + bias")
+        assertClose(resid, x.indices.map { Double(x[$0]) + Double(branch0[$0]) + Double(bias[$0 % cols]) }, "residual")
+    }
+
+    func testPatchIm2colOrderAndMirror() {
+        let width = 20, patch = 3, grid = 6, channels = 3
+        let image = (0..<(width * width * channels)).map { UInt8($0 % 251) }
+        let lut = (0..<(3 * 256)).map { Float($0) }
+        for mirror in [false, true] {
+            var out = [Float](repeating: 0, count: grid * grid * channels * patch * patch)
+            patchIm2col(out: &out, image: image, width: width, channels: channels, patch: patch, grid: grid, lut: lut, mirror: mirror)
+            for gy in 0..<grid { for gx in 0..<grid { for c in 0..<channels { for ky in 0..<patch { for kx in 0..<patch {
+                let x = gx * patch + kx, y = gy * patch + ky
+                let src = Int(image[(y * width + (mirror ? width - 1 - x : x)) * channels + c])
+                XCTAssertEqual(out[(gy * grid + gx) * 27 + c * 9 + ky * 3 + kx], Float(c * 256 + src))
+            } } } } }
+        }
+    }
+}
+
+import Foundation
