@@ -8,6 +8,7 @@ let package = Package(
         // The embeddable library: libtransface.so, declared by include/transface.h.
         .library(name: "transface", type: .dynamic, targets: ["TransFaceC"]),
         .library(name: "TFModel", targets: ["TFModel"]),
+        .executable(name: "transface-bench", targets: ["TransFaceBench"]),
     ],
     targets: [
         // System libraries (Debian: libopenblas-dev, libfftw3-dev, libprotobuf-c-dev, zlib1g-dev).
@@ -24,9 +25,12 @@ let package = Package(
             linkerSettings: [.linkedLibrary("protobuf-c")]
         ),
         .target(name: "TFCore", dependencies: ["CBLAS", "CZlib"]),
-        .target(name: "TFKernels", dependencies: ["TFCore", "CBLAS"]),
+        // Kernels are optimised in debug builds too (they work on raw pointers, so nothing is
+        // lost to checks), which keeps debug test runs of real model sizes fast.
+        .target(name: "TFKernels", dependencies: ["TFCore", "CBLAS"], swiftSettings: [.unsafeFlags(["-O"])]),
         .target(name: "TFModel", dependencies: ["TFCore", "TFKernels", "TransFaceProto", "CProtobufC", "CZlib"]),
         .target(name: "TransFaceC", dependencies: ["TFCore", "TFModel", "CTransFace"]),
+        .executableTarget(name: "TransFaceBench", dependencies: ["TFCore", "TFModel"]),
         .target(name: "TFTestSupport", dependencies: ["TFCore", "TFModel"], path: "Tests/TFTestSupport"),
         .testTarget(name: "TFKernelsTests", dependencies: ["TFKernels", "TFTestSupport"]),
         .testTarget(name: "TFModelTests", dependencies: ["TFModel", "TFTestSupport"]),

@@ -121,9 +121,11 @@ typedef struct transface_preprocess {
     uint32_t struct_size;
     int32_t input_width;      /* = img_size */
     int32_t input_height;     /* = img_size */
-    float mean[3];            /* pixel value x = (u8 / 255 - mean[c]) / std[c]; 0.5 officially */
+    float mean[3];            /* network channel c sees (u8 / 255 - mean[c]) / std[c]; 0.5 */
     float std[3];             /* 0.5 officially */
-    int32_t channel_order;    /* transface_channel_order of the uint8 input; RGB officially */
+    int32_t channel_order;    /* transface_channel_order of the network's input, RGB officially.
+                                 Images are always passed as RGB; for a BGR network the library
+                                 reverses the channels. */
     float align_template[10]; /* 5 (x, y) points, ArcFace template for 112x112 */
 } transface_preprocess;
 
@@ -201,7 +203,7 @@ void transface_context_free(transface_context *context);
 
 /**
  * Embed count aligned faces. images: count * height * width * 3 bytes, each image stored
- * row by row, pixels interleaved in the model's channel order (RGB for official models);
+ * row by row, pixels interleaved R, G, B (whatever the model's channel_order);
  * width and height must equal the model's input size. Writes count * E floats to embeddings.
  * Results do not depend on max_batch or on how images are split between calls.
  */
@@ -260,8 +262,8 @@ transface_status transface_builder_set_preprocess(transface_builder *builder,
 /** Add or replace a metadata entry (UTF-8 key and value). */
 transface_status transface_builder_set_metadata(transface_builder *builder, const char *key,
                                                 const char *value);
-/** Write the model file (atomically: temporary file, fsync, rename). Fails while any tensor
- *  is unset, naming it. */
+/** Write the model file (atomically: temporary file, fsync, rename). Fails with
+ *  TRANSFACE_MISUSE, naming it, while any tensor is unset. */
 transface_status transface_builder_save(const transface_builder *builder, const char *path);
 /** Make an in-memory model from the builder (same checks as save). */
 transface_status transface_builder_build(const transface_builder *builder,

@@ -2,10 +2,11 @@
 /// uint8 HWC image: writes [grid² × channels·patch²] rows ordered (c, ky, kx) like the
 /// PyTorch Conv2d weight, with each byte mapped through `lut[c · 256 + byte]` (normalisation).
 /// Only the top-left grid·patch pixels are read, as in the official model. `mirror` reads the
-/// horizontally flipped image.
+/// horizontally flipped image; `reverseChannels` feeds network channel c from image channel
+/// `channels − 1 − c` (an RGB image into a BGR network).
 public func patchIm2col(
     out: UnsafeMutablePointer<Float>, image: UnsafePointer<UInt8>, width: Int, channels: Int,
-    patch: Int, grid: Int, lut: UnsafePointer<Float>, mirror: Bool
+    patch: Int, grid: Int, lut: UnsafePointer<Float>, mirror: Bool, reverseChannels: Bool = false
 ) {
     let rowLength = channels * patch * patch
     for gy in 0..<grid {
@@ -19,7 +20,8 @@ public func patchIm2col(
                     let x = mirror ? width - 1 - x0 : x0
                     let px = src + x * channels
                     for c in 0..<channels {
-                        dst[c * patch * patch + ky * patch + kx] = lut[c * 256 + Int(px[c])]
+                        let source = reverseChannels ? channels - 1 - c : c
+                        dst[c * patch * patch + ky * patch + kx] = lut[c * 256 + Int(px[source])]
                     }
                 }
             }

@@ -90,7 +90,7 @@ public final class ModelBuilder {
 
     private func makeModel(copyingWeights: Bool) throws -> TransFaceModel {
         let unset = layout.entries.indices.filter { !isSet[$0] }.map { layout.entries[$0].name }
-        try require(unset.isEmpty, "tensors not set: \(unset.prefix(5).joined(separator: ", "))\(unset.count > 5 ? ", ... (\(unset.count) in all)" : "")")
+        guard unset.isEmpty else { throw TransFaceError(.misuse, "tensors not set: \(unset.prefix(5).joined(separator: ", "))\(unset.count > 5 ? ", ... (\(unset.count) in all)" : "")") }
         var weights = slab
         if copyingWeights {
             weights = try FloatSlab(count: slab.count)

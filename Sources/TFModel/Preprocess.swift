@@ -6,7 +6,9 @@ public struct Preprocess: Equatable, Sendable {
 
     public var inputWidth: Int
     public var inputHeight: Int
-    /// Pixel value fed to the model: `(u8 / 255 − mean[c]) / std[c]`.
+    /// Channel order of the network's input. Images are always given as RGB; a BGR network
+    /// (e.g. one trained on OpenCV images) gets the channels reversed by the library.
+    /// Pixel value fed to network channel c: `(u8 / 255 − mean[c]) / std[c]`.
     public var mean: [Float]
     public var std: [Float]
     public var channelOrder: ChannelOrder

@@ -20,6 +20,7 @@ public final class ViTForward {
     public let pool: WorkerPool
     private let slab: FloatSlab
     private let lut: [Float]
+    private let reverseChannels: Bool
     private let cols, x, h, qkv, attn, mlp, probs, se1, se2, weight, std, f0, f1, f2, f3: UnsafeMutablePointer<Float>
     public private(set) var lastCount = 0
 
@@ -30,6 +31,7 @@ public final class ViTForward {
         self.maxBatch = maxBatch
         self.pool = pool
         self.lut = preprocess.lookupTable()
+        self.reverseChannels = preprocess.channelOrder == .bgr
         let t = config.numPatches, d = config.embedDim, rows = try checkedProduct([maxBatch, t], what: "workspace")
         var plan = SlabPlanner()
         let offsets = [
@@ -58,7 +60,8 @@ public final class ViTForward {
     /// Unbiased std of each gated token of the last run: count × P.
     public var patchStd: UnsafeBufferPointer<Float> { .init(start: std, count: lastCount * config.numPatches) }
 
-    /// Runs the model on `count` uint8 images (img×img×C, interleaved, model channel order).
+    /// Runs the model on `count` uint8 RGB images (img×img×3, interleaved; a BGR network gets
+    /// its channels reversed here).
     /// `mirror` feeds the horizontally flipped images.
     public func run(weights w: ViTWeights, images: UnsafePointer<UInt8>, count: Int, mirror: Bool = false,
                     mode: ForwardMode = .eval, observer: ForwardObserver? = nil) throws {
@@ -89,7 +92,8 @@ public final class ViTForward {
             pool.parallelFor(count) { r in
                 for b in r {
                     patchIm2col(out: cols + b * t * k, image: images + b * imageBytes, width: c.imgSize,
-                                channels: c.inChannels, patch: c.patchSize, grid: c.grid, lut: lut.baseAddress!, mirror: mirror)
+                                channels: c.inChannels, patch: c.patchSize, grid: c.grid, lut: lut.baseAddress!, mirror: mirror,
+                                reverseChannels: reverseChannels)
                 }
             }
         }

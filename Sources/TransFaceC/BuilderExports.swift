@@ -35,7 +35,7 @@ import TFModel
     guarded("transface_builder_set_tensor") {
         let b = try Handle.get(builder, BuilderHandle.self, "builder").builder
         let name = try string(name, "name"), data = try required(data, "data"), dims = try required(dims, "dims")
-        try require((1...8).contains(ndim), "ndim \(ndim) is outside 1...8")
+        try require((1...4).contains(ndim), "ndim \(ndim) is outside 1...4")
         guard let stored = StoredDType(rawValue: Int32(bitPattern: dtype.rawValue)) else {
             throw TransFaceError.invalidArgument("unknown dtype \(dtype.rawValue)")
         }

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# The main job: set up, build the release library, convert the official TransFace weights of
+# the reference model into a model file, embed the official inputs from Python, C and Rust and
+# compare with the official PyTorch outputs, then measure vit_s (official init) on this CPU.
+# Writes into out/ ; reads ../shared (never copied).
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/.." && pwd)
+cd "$repo"
+shared="$repo/../shared"
+out="$repo/out/demo"
+mkdir -p "$out"
+
+bash .ci/setup
+echo "== building (release)"
+swift build -c release --product transface 2>&1 | tail -1
+swift build -c release --product transface-bench 2>&1 | tail -1
+lib="$repo/.build/release/libtransface.so"
+export TRANSFACE_LIBRARY="$lib"
+export PYTHONPATH="$repo/bindings/python${PYTHONPATH:+:$PYTHONPATH}"
+
+echo "== converting the official tiny TransFace state_dict (reference/tiny/param) to a model file"
+python3 - "$shared/reference/tiny/param" "$out/tiny_state_dict.npz" <<'PY'
+import sys, pathlib, numpy as np
+src, dst = pathlib.Path(sys.argv[1]), sys.argv[2]
+np.savez(dst, **{p.stem: np.load(p) for p in sorted(src.glob("*.npy"))})
+PY
+python3 -m transface convert "$out/tiny_state_dict.npz" -o "$out/tiny.tfm" --num-heads 4
+python3 -m transface info "$out/tiny.tfm" | head -12
+
+echo "== embedding the official inputs and comparing with the official PyTorch outputs"
+python3 - "$out/tiny.tfm" "$shared/reference/tiny" <<'PY'
+import sys, numpy as np, transface
+model, ref = transface.Model(sys.argv[1]), sys.argv[2]
+images = np.load(f"{ref}/input/u8_hwc.npy")
+emb = model.embed(images, normalize=False)
+weights, std = model.patches(images)
+for name, ours, theirs in [("embedding", emb, f"{ref}/eval/embedding.npy"),
+                           ("SE patch weight", weights, f"{ref}/eval/se_weight_softmax.npy"),
+                           ("patch std", std, f"{ref}/eval/patch_std.npy")]:
+    r = np.load(theirs)
+    print(f"  python  {name:16s} max|diff|/max|ref| = {np.abs(ours - r).max() / np.abs(r).max():.2e}")
+unit = model.embed(images, flip=True)
+print("  cosine similarity matrix of the 4 inputs (flip-TTA):")
+print(np.array2string(unit @ unit.T, precision=3, prefix="  "))
+PY
+cc -std=c99 -O2 -I include bindings/c/test_parity.c -o "$out/test_parity" -L"$(dirname "$lib")" -ltransface -lm \
+    -Wl,-rpath,"$(dirname "$lib")"
+"$out/test_parity" "$out/tiny.tfm" "$shared/reference/tiny" | tail -4
+(cd bindings/rust && TRANSFACE_LIBRARY_DIR="$(dirname "$lib")" CARGO_NET_OFFLINE=true \
+    cargo test --offline -q --test parity -- --nocapture 2>&1 | grep -Ei "max|rel|passed" | head -6) || true
+
+echo "== vit_s (official initialisation, untrained) on this machine"
+bench="$repo/.build/release/transface-bench"
+[ -f "$out/vit_s.tfm" ] || "$bench" make-model vit_s "$out/vit_s.tfm"
+"$bench" load "$out/vit_s.tfm"
+"$bench" embed "$out/vit_s.tfm" --threads 2 --batch 1,8 --seconds 5
+echo "== done: model files in $out"

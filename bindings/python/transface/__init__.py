@@ -1,0 +1,33 @@
+"""libtransface from Python: TransFace (ICCV 2023) face embeddings on the CPU.
+
+    import transface
+    with transface.Model("vit_s.tfm") as model:
+        emb = model.embed(faces_u8_nhwc, flip=True)      # float32 [N, 512], unit length
+        weights, std = model.patches(faces_u8_nhwc)     # [N, 144] each
+
+The shared library is found through TRANSFACE_LIBRARY, the repository's .build folders, or
+the dynamic loader (see transface._lib).
+"""
+
+from ._lib import (AbortedError, Error, FileError, FormatError, InternalError,
+                   InvalidArgumentError, LibraryNotFoundError, MisuseError, NotFoundError,
+                   NumericError, OutOfMemoryError)
+from ._api import (Builder, Config, Context, Model, Preprocess, compare, config_preset,
+                   format_version, presets, version, version_number)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Model", "Context", "Builder", "Config", "Preprocess", "compare", "presets", "config_preset",
+    "version", "version_number", "format_version", "library_path",
+    "Error", "InvalidArgumentError", "FileError", "FormatError", "OutOfMemoryError",
+    "AbortedError", "NumericError", "MisuseError", "InternalError", "NotFoundError",
+    "LibraryNotFoundError",
+]
+
+
+def library_path():
+    """Path of the loaded libtransface (loads it if needed)."""
+    from . import _lib
+    _lib.lib()
+    return _lib.library_path

@@ -1,0 +1,405 @@
+"""ctypes declarations of every function and struct of include/transface.h.
+
+The shared library is located, in order, through:
+  1. the environment variable TRANSFACE_LIBRARY (a path to libtransface.so);
+  2. the Swift build folders of the repository this package sits in: walking up from this file,
+     the first folder holding `.build/release/libtransface.so` or `.build/debug/libtransface.so`
+     (when both exist, the more recently built one);
+  3. ctypes.util.find_library("transface").
+It is loaded on first use, so `import transface` works without it (e.g. for `--help`).
+"""
+
+import ctypes
+import ctypes.util
+import os
+import threading
+from ctypes import (POINTER, Structure, c_char, c_char_p, c_float, c_int, c_int32, c_int64,
+                    c_size_t, c_uint8, c_uint32, c_uint64, c_void_p)
+
+__all__ = [
+    "Error", "InvalidArgumentError", "FileError", "FormatError", "OutOfMemoryError",
+    "AbortedError", "NumericError", "MisuseError", "InternalError", "NotFoundError",
+    "LibraryNotFoundError", "lib", "library_path", "check", "find_library",
+]
+
+# ------------------------------------------------------------------ constants (header macros)
+
+TRANSFACE_OK = 0
+TRANSFACE_INVALID_ARGUMENT = 1
+TRANSFACE_IO = 2
+TRANSFACE_FORMAT = 3
+TRANSFACE_OUT_OF_MEMORY = 4
+TRANSFACE_ABORTED = 5
+TRANSFACE_NUMERIC = 6
+TRANSFACE_MISUSE = 7
+TRANSFACE_INTERNAL = 8
+TRANSFACE_NOT_FOUND = 9
+
+TRANSFACE_CHANNELS_RGB = 0
+TRANSFACE_CHANNELS_BGR = 1
+
+TRANSFACE_EMBED_FLIP = 1
+TRANSFACE_EMBED_NO_NORMALIZE = 2
+
+TRANSFACE_DTYPE_F32 = 0
+TRANSFACE_DTYPE_F16 = 1
+TRANSFACE_DTYPE_BF16 = 2
+
+# Version of the header these declarations were written from.
+HEADER_VERSION = (0, 1, 0)
+HEADER_FORMAT_VERSION = 1
+
+# ------------------------------------------------------------------ errors
+
+
+class Error(Exception):
+    """An error reported by libtransface (or found by the binding before calling it).
+
+    `status` is the transface_status code (None for binding-level problems) and `message`
+    the library's message (transface_last_error()).
+    """
+
+    status = None
+
+    def __init__(self, message, status=None):
+        super().__init__(message)
+        self.message = message
+        if status is not None:
+            self.status = status
+
+    def __str__(self):
+        return self.message
+
+
+class InvalidArgumentError(Error, ValueError):
+    status = TRANSFACE_INVALID_ARGUMENT
+
+
+class FileError(Error, OSError):
+    """File cannot be opened, read or written (TRANSFACE_IO)."""
+    status = TRANSFACE_IO
+
+    def __str__(self):
+        return self.message
+
+
+class FormatError(Error):
+    """The file is not a valid model (magic, version, checksum...)."""
+    status = TRANSFACE_FORMAT
+
+
+class OutOfMemoryError(Error, MemoryError):
+    status = TRANSFACE_OUT_OF_MEMORY
+
+
+class AbortedError(Error):
+    status = TRANSFACE_ABORTED
+
+
+class NumericError(Error, ArithmeticError):
+    status = TRANSFACE_NUMERIC
+
+
+class MisuseError(Error, RuntimeError):
+    status = TRANSFACE_MISUSE
+
+
+class InternalError(Error, RuntimeError):
+    status = TRANSFACE_INTERNAL
+
+
+class NotFoundError(Error, LookupError):
+    status = TRANSFACE_NOT_FOUND
+
+
+class LibraryNotFoundError(Error, OSError):
+    """libtransface.so could not be located or loaded."""
+
+    def __str__(self):
+        return self.message
+
+
+ERROR_CLASSES = {
+    TRANSFACE_INVALID_ARGUMENT: InvalidArgumentError,
+    TRANSFACE_IO: FileError,
+    TRANSFACE_FORMAT: FormatError,
+    TRANSFACE_OUT_OF_MEMORY: OutOfMemoryError,
+    TRANSFACE_ABORTED: AbortedError,
+    TRANSFACE_NUMERIC: NumericError,
+    TRANSFACE_MISUSE: MisuseError,
+    TRANSFACE_INTERNAL: InternalError,
+    TRANSFACE_NOT_FOUND: NotFoundError,
+}
+
+# ------------------------------------------------------------------ structs
+
+
+class transface_config(Structure):
+    _fields_ = [
+        ("struct_size", c_uint32),
+        ("arch", c_char * 32),
+        ("img_size", c_int32),
+        ("patch_size", c_int32),
+        ("in_channels", c_int32),
+        ("embed_dim", c_int32),
+        ("depth", c_int32),
+        ("num_heads", c_int32),
+        ("mlp_hidden_dim", c_int32),
+        ("embedding_size", c_int32),
+        ("drop_path_rate", c_float),
+        ("mask_ratio", c_float),
+    ]
+
+
+class transface_preprocess(Structure):
+    _fields_ = [
+        ("struct_size", c_uint32),
+        ("input_width", c_int32),
+        ("input_height", c_int32),
+        ("mean", c_float * 3),
+        ("std", c_float * 3),
+        ("channel_order", c_int32),
+        ("align_template", c_float * 10),
+    ]
+
+
+class transface_load_params(Structure):
+    _fields_ = [
+        ("struct_size", c_uint32),
+        ("verify_checksums", c_int32),
+        ("max_weight_bytes", c_uint64),
+    ]
+
+
+class transface_tensor_info(Structure):
+    _fields_ = [
+        ("struct_size", c_uint32),
+        ("name", c_char_p),
+        ("ndim", c_int32),
+        ("dims", c_int64 * 4),
+        ("count", c_size_t),
+    ]
+
+
+class transface_context_params(Structure):
+    _fields_ = [
+        ("struct_size", c_uint32),
+        ("num_threads", c_int32),
+        ("max_batch", c_int32),
+    ]
+
+
+def new_struct(cls):
+    """A zeroed struct with struct_size filled in (for outputs the library writes)."""
+    s = cls()
+    s.struct_size = ctypes.sizeof(cls)
+    return s
+
+
+# Opaque handles.
+transface_model_p = c_void_p
+transface_context_p = c_void_p
+transface_builder_p = c_void_p
+transface_status = c_int  # C enum: int-sized
+transface_dtype = c_int
+float_p = POINTER(c_float)
+u8_p = POINTER(c_uint8)
+
+# name: (restype, argtypes)
+FUNCTIONS = {
+    # versions
+    "transface_version_number": (c_uint32, []),
+    "transface_version_string": (c_char_p, []),
+    "transface_format_version": (c_uint32, []),
+    # errors
+    "transface_status_string": (c_char_p, [transface_status]),
+    "transface_last_error": (c_char_p, []),
+    # configuration
+    "transface_config_preset": (transface_status, [c_char_p, c_int32, POINTER(transface_config)]),
+    "transface_config_preset_count": (c_size_t, []),
+    "transface_config_preset_name": (c_char_p, [c_size_t]),
+    # models
+    "transface_load_default_params": (transface_load_params, []),
+    "transface_model_load": (transface_status, [c_char_p, POINTER(transface_load_params),
+                                                POINTER(transface_model_p)]),
+    "transface_model_free": (None, [transface_model_p]),
+    "transface_model_get_config": (transface_status, [transface_model_p, POINTER(transface_config)]),
+    "transface_model_get_preprocess": (transface_status, [transface_model_p,
+                                                          POINTER(transface_preprocess)]),
+    "transface_model_embedding_size": (c_int32, [transface_model_p]),
+    "transface_model_metadata_count": (c_size_t, [transface_model_p]),
+    "transface_model_metadata_at": (transface_status, [transface_model_p, c_size_t,
+                                                       POINTER(c_char_p), POINTER(c_char_p)]),
+    "transface_model_metadata_get": (transface_status, [transface_model_p, c_char_p,
+                                                        POINTER(c_char_p)]),
+    "transface_model_tensor_count": (c_size_t, [transface_model_p]),
+    "transface_model_tensor_info": (transface_status, [transface_model_p, c_size_t,
+                                                       POINTER(transface_tensor_info)]),
+    "transface_model_read_tensor": (transface_status, [transface_model_p, c_char_p, float_p,
+                                                       c_size_t]),
+    # inference
+    "transface_context_default_params": (transface_context_params, []),
+    "transface_context_create": (transface_status, [transface_model_p,
+                                                    POINTER(transface_context_params),
+                                                    POINTER(transface_context_p)]),
+    "transface_context_free": (None, [transface_context_p]),
+    "transface_embed": (transface_status, [transface_context_p, u8_p, c_size_t, c_int32, c_int32,
+                                           c_uint32, float_p, c_size_t]),
+    "transface_embed_with_patches": (transface_status, [transface_context_p, u8_p, c_size_t,
+                                                        c_int32, c_int32, c_uint32,
+                                                        float_p, c_size_t, float_p, c_size_t,
+                                                        float_p, c_size_t]),
+    "transface_compare": (transface_status, [float_p, float_p, c_size_t, float_p]),
+    # builder
+    "transface_builder_create": (transface_status, [POINTER(transface_config),
+                                                    POINTER(transface_builder_p)]),
+    "transface_builder_free": (None, [transface_builder_p]),
+    "transface_builder_tensor_count": (c_size_t, [transface_builder_p]),
+    "transface_builder_tensor_info": (transface_status, [transface_builder_p, c_size_t,
+                                                         POINTER(transface_tensor_info)]),
+    "transface_builder_set_tensor": (transface_status, [transface_builder_p, c_char_p, c_void_p,
+                                                        transface_dtype, POINTER(c_int64),
+                                                        c_int32]),
+    "transface_builder_init_weights": (transface_status, [transface_builder_p, c_uint64]),
+    "transface_builder_set_preprocess": (transface_status, [transface_builder_p,
+                                                            POINTER(transface_preprocess)]),
+    "transface_builder_set_metadata": (transface_status, [transface_builder_p, c_char_p,
+                                                          c_char_p]),
+    "transface_builder_save": (transface_status, [transface_builder_p, c_char_p]),
+    "transface_builder_build": (transface_status, [transface_builder_p,
+                                                   POINTER(transface_model_p)]),
+}
+
+STRUCTS = {
+    "transface_config": transface_config,
+    "transface_preprocess": transface_preprocess,
+    "transface_load_params": transface_load_params,
+    "transface_tensor_info": transface_tensor_info,
+    "transface_context_params": transface_context_params,
+}
+
+# ------------------------------------------------------------------ locating and loading
+
+LIBRARY_NAME = "libtransface.so"
+ENV_VAR = "TRANSFACE_LIBRARY"
+
+
+def _repo_candidates(start):
+    """Library files in the Swift build folders of the nearest ancestor that has any."""
+    folder = os.path.dirname(os.path.abspath(start))
+    while True:
+        found = [os.path.join(folder, ".build", kind, LIBRARY_NAME) for kind in ("release", "debug")]
+        found = [f for f in found if os.path.isfile(f)]
+        if found:
+            return sorted(found, key=lambda f: os.path.getmtime(f), reverse=True)
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            return []
+        folder = parent
+
+
+def find_library():
+    """Path (or name for the dynamic loader) of the library to load, and how it was found."""
+    env = os.environ.get(ENV_VAR)
+    if env:
+        if not os.path.isfile(env):
+            raise LibraryNotFoundError(f"{ENV_VAR}={env!r} does not name an existing file")
+        return env, ENV_VAR
+    found = _repo_candidates(__file__)
+    if found:
+        return found[0], "repository build folder"
+    name = ctypes.util.find_library("transface")
+    if name:
+        return name, "ctypes.util.find_library"
+    raise LibraryNotFoundError(
+        "cannot find libtransface.so: set TRANSFACE_LIBRARY to its path, run `swift build` in "
+        "the repository (for .build/{release,debug}/libtransface.so), or install it where the "
+        "dynamic loader looks")
+
+
+_lock = threading.Lock()
+_lib = None
+library_path = None
+
+
+def _declare(cdll):
+    for name, (restype, argtypes) in FUNCTIONS.items():
+        try:
+            f = getattr(cdll, name)
+        except AttributeError:
+            raise LibraryNotFoundError(f"{library_path} does not export {name}: not a compatible "
+                                       "libtransface") from None
+        f.restype = restype
+        f.argtypes = argtypes
+    return cdll
+
+
+def lib():
+    """The loaded library (loads it on first call)."""
+    global _lib, library_path
+    if _lib is not None:
+        return _lib
+    with _lock:
+        if _lib is None:
+            path, _how = find_library()
+            try:
+                cdll = ctypes.CDLL(path)
+            except OSError as e:
+                raise LibraryNotFoundError(f"cannot load libtransface from {path}: {e}") from None
+            library_path = path
+            _declare(cdll)
+            major = cdll.transface_version_number() // 10000
+            if major != HEADER_VERSION[0]:
+                raise LibraryNotFoundError(
+                    f"{path} is libtransface {cdll.transface_version_string().decode()}, this "
+                    f"binding was written for {'.'.join(map(str, HEADER_VERSION))}")
+            _lib = cdll
+    return _lib
+
+
+def last_error():
+    return (lib().transface_last_error() or b"").decode("utf-8", "replace")
+
+
+def status_string(status):
+    s = lib().transface_status_string(status)
+    return s.decode() if s else "unknown status"
+
+
+def make_error(status, message=None):
+    if message is None:
+        message = last_error() or status_string(status)
+    cls = ERROR_CLASSES.get(status, Error)
+    return cls(message, status)
+
+
+def check(status):
+    """Raises the Error subclass of a failed status, with transface_last_error()."""
+    if status != TRANSFACE_OK:
+        raise make_error(status)
+
+
+def encode(s, what="string"):
+    if isinstance(s, bytes):
+        b = s
+    elif isinstance(s, os.PathLike):
+        b = os.fsencode(s)
+    elif isinstance(s, str):
+        b = s.encode("utf-8")
+    else:
+        raise InvalidArgumentError(f"{what} must be a str, got {type(s).__name__}")
+    if b"\0" in b:
+        raise InvalidArgumentError(f"{what} contains a NUL character")
+    return b
+
+
+def encode_path(p, what="path"):
+    if isinstance(p, (str, os.PathLike)):
+        b = os.fsencode(p)
+    elif isinstance(p, bytes):
+        b = p
+    else:
+        raise InvalidArgumentError(f"{what} must be a str or path, got {type(p).__name__}")
+    if b"\0" in b:
+        raise InvalidArgumentError(f"{what} contains a NUL character")
+    return b
