@@ -154,9 +154,9 @@ fn tensor_errors() {
     bad[3] = f32::NAN;
     expect(b.set_tensor_f32("norm.weight", &bad, &[64]), Status::InvalidArgument, &["NaN"]);
     // Unset tensors are named by build and save.
-    expect(b.build(), Status::InvalidArgument, &["pos_embed"]);
+    expect(b.build(), Status::Misuse, &["pos_embed"]);
     let path = TempPath::new("unset.tfm");
-    expect(b.save(&path.0), Status::InvalidArgument, &["pos_embed"]);
+    expect(b.save(&path.0), Status::Misuse, &["pos_embed"]);
     assert!(!path.0.exists());
     // Empty metadata key.
     expect(b.set_metadata("", "v"), Status::InvalidArgument, &["key"]);

@@ -111,9 +111,8 @@ fn results_do_not_depend_on_max_batch_or_splitting() {
 }
 
 /// The header promises "Results do not depend on max_batch or on how images are split between
-/// calls". Ignored: the current library differs in the last bits (about 1e-7 relative).
+/// calls".
 #[test]
-#[ignore = "library bug: results change in the last bits with max_batch"]
 fn results_are_bitwise_independent_of_max_batch() {
     let (all, variants) = batch_variants();
     for (what, out) in variants {

@@ -74,7 +74,6 @@ fn scoped_threads_borrow_the_model_and_contexts_move_between_threads() {
 /// withoutActuallyEscaping block", Sources/TFCore/WorkerPool.swift:109, SIGILL).
 /// Run with `cargo test --test threads -- --ignored` once that is fixed.
 #[test]
-#[ignore = "library bug: num_threads >= 2 traps in WorkerPool.run"]
 fn contexts_with_several_worker_threads() {
     let model = reference_model();
     let (images, count) = reference_images();
