@@ -26,16 +26,16 @@ public final class ModelBuilder {
         }
         let e = layout.entries[i]
         try require(dims == e.shape, "tensor '\(name)' has shape \(dims), expected \(e.shape)")
-        let dst = slab.view(e.offset, e.count)
+        // Decode and check first: a refused tensor leaves the builder as it was.
+        let values: [Float]
         switch dtype {
-        case .f32:
-            let src = data.assumingMemoryBound(to: Float.self)
-            for j in 0..<e.count { dst[j] = src[j] }
+        case .f32: values = Array(UnsafeBufferPointer(start: data.assumingMemoryBound(to: Float.self), count: e.count))
         case .f16, .bf16:
             let src = data.assumingMemoryBound(to: UInt16.self)
-            for j in 0..<e.count { dst[j] = HalfPrecision.decode(src[j], dtype) }
+            values = (0..<e.count).map { HalfPrecision.decode(src[$0], dtype) }
         }
-        try require(dst.allSatisfy(\.isFinite), "tensor '\(name)' contains NaN or Inf")
+        try require(values.allSatisfy(\.isFinite), "tensor '\(name)' contains NaN or Inf")
+        _ = slab.view(e.offset, e.count).update(fromContentsOf: values)
         isSet[i] = true
     }
 

@@ -54,7 +54,7 @@ func string(_ p: UnsafePointer<CChar>?, _ name: String) throws -> String {
     String(cString: try required(p, name))
 }
 
-/// Checks a caller's params struct: non-NULL structs must state a size we understand.
+/// Checks a caller's struct: it must state a size we understand (sizeof the struct).
 func checkStructSize(_ size: UInt32, minimum: Int, _ name: String) throws {
-    try require(Int(size) >= minimum, "\(name).struct_size is \(size); initialise it with the *_default_params() function")
+    try require(Int(size) >= minimum, "\(name).struct_size is \(size), expected at least \(minimum) (sizeof the struct)")
 }

@@ -1,0 +1,109 @@
+#!/bin/sh
+# Builds and runs the C binding tests against libtransface.so:
+#   example.c      compiled (-std=c99 -Wall -Wextra -pedantic -Werror) and run on the reference model
+#   test_abi.c     every function and error path of include/transface.h
+#   test_parity.c  parity with the official PyTorch outputs, model built from the reference .npy files
+#   test_cxx.cpp   the header compiled as C++17 (-Wall -Wextra -pedantic -Werror)
+#
+# Environment:
+#   TRANSFACE_LIBRARY_DIR   folder of libtransface.so (default: <repo>/.build/debug; relative to the repo)
+#   TRANSFACE_REFERENCE_DIR reference data (default: <repo>/../shared/reference/tiny)
+#   TRANSFACE_PARITY_MODEL  a .tfm converted from that reference (python3 -m transface convert):
+#                           also checked by test_parity when set
+#   TRANSFACE_VALGRIND=1    also run test_abi and test_parity under valgrind (memcheck; only definite
+#                           leaks count: the Swift runtime keeps caches that show as possibly lost)
+#   CC, CXX                 compilers (default cc, c++)
+# Exits non-zero when anything fails.
+set -u
+
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+libdir=${TRANSFACE_LIBRARY_DIR:-.build/debug}
+case $libdir in /*) ;; *) libdir="$repo/$libdir" ;; esac
+refdir=${TRANSFACE_REFERENCE_DIR:-"$repo/../shared/reference/tiny"}
+build="$here/build"
+CC=${CC:-cc}
+CXX=${CXX:-c++}
+cflags="-std=c99 -Wall -Wextra -pedantic -Werror -I $repo/include"
+cxxflags="-std=c++17 -Wall -Wextra -pedantic -Werror -I $repo/include"
+link="-L $libdir -ltransface -Wl,-rpath,$libdir"
+
+if [ ! -f "$libdir/libtransface.so" ]; then
+    echo "no $libdir/libtransface.so: run 'swift build' in $repo or set TRANSFACE_LIBRARY_DIR" >&2
+    exit 2
+fi
+mkdir -p "$build"
+failures=0
+results=""
+
+step() {  # step NAME COMMAND...: runs a command, records the outcome
+    name=$1
+    shift
+    echo "== $name"
+    if "$@"; then
+        results="$results
+  ok    $name"
+    else
+        results="$results
+  FAIL  $name"
+        failures=$((failures + 1))
+    fi
+}
+
+step "compile example.c" $CC $cflags -o "$build/example" "$here/example.c" $link
+step "compile test_abi.c" $CC $cflags -o "$build/test_abi" "$here/test_abi.c" $link -lm -lpthread
+step "compile test_parity.c" $CC $cflags -o "$build/test_parity" "$here/test_parity.c" $link -lm
+step "compile test_cxx.cpp (C++17)" $CXX $cxxflags -o "$build/test_cxx" "$here/test_cxx.cpp" $link
+
+step "test_abi" "$build/test_abi"
+if [ -d "$refdir" ]; then
+    step "test_parity --from-reference $refdir" "$build/test_parity" --from-reference "$refdir" --save "$build/reference.tfm"
+    if [ -n "${TRANSFACE_PARITY_MODEL:-}" ]; then
+        step "test_parity $TRANSFACE_PARITY_MODEL" "$build/test_parity" "$TRANSFACE_PARITY_MODEL" "$refdir"
+    fi
+    step "example (reference model, synthetic images)" "$build/example" "$build/reference.tfm"
+else
+    echo "== SKIP parity and example: no reference data at $refdir (set TRANSFACE_REFERENCE_DIR)"
+    results="$results
+  SKIP  test_parity (no $refdir)"
+fi
+step "test_cxx" "$build/test_cxx"
+
+if [ "${TRANSFACE_VALGRIND:-0}" = 1 ]; then
+    if command -v valgrind >/dev/null 2>&1; then
+        # valgrind 3.19 cannot read the DWARF 5 debug info of Swift's clang ("unhandled dwarf2
+        # abbrev form code 0x25 ... Giving up"): run against a copy without debug info.
+        vglib="$build/valgrind-lib"
+        mkdir -p "$vglib"
+        objcopy --strip-debug "$libdir/libtransface.so" "$vglib/libtransface.so"
+        vg="valgrind --leak-check=full --errors-for-leak-kinds=definite --show-leak-kinds=definite --error-exitcode=1"
+        valgrind_run() {  # valgrind_run LOG COMMAND...: fails on test failures or memcheck errors
+            log=$1
+            shift
+            LD_LIBRARY_PATH="$vglib" $vg --log-file="$log.%p" "$@"
+            status=$?
+            cat "$log".* > "$log"
+            rm -f "$log".*
+            errors=$(grep -c 'ERROR SUMMARY: [1-9]' "$log")
+            lost=$(grep -c 'definitely lost: [1-9]' "$log")
+            echo "memcheck: $(grep -c 'ERROR SUMMARY' "$log") process(es), $errors with memcheck errors," \
+                 "$lost with definite leaks; test exit status $status (log: $log)"
+            grep -h -E 'definitely lost:|possibly lost:' "$log" | sed 's/^==[0-9]*== *//' | sort | uniq -c |
+                sed 's/^/  /'   # processes per line
+            [ "$status" = 0 ] && [ "$errors" = 0 ]
+        }
+        step "valgrind test_abi" valgrind_run "$build/valgrind-test_abi.log" "$build/test_abi"
+        if [ -d "$refdir" ]; then
+            step "valgrind test_parity" valgrind_run "$build/valgrind-test_parity.log" \
+                "$build/test_parity" --from-reference "$refdir"
+        fi
+    else
+        echo "== SKIP valgrind: not installed"
+        results="$results
+  SKIP  valgrind (not installed)"
+    fi
+fi
+
+echo
+echo "summary ($libdir/libtransface.so):$results"
+[ "$failures" = 0 ]
