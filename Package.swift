@@ -16,6 +16,8 @@ let package = Package(
         .systemLibrary(name: "CFFTW", pkgConfig: "fftw3f"),
         .systemLibrary(name: "CProtobufC", pkgConfig: "libprotobuf-c"),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib"),
+        .systemLibrary(name: "CTurboJPEG", pkgConfig: "libturbojpeg"),
+        .systemLibrary(name: "CPNG", pkgConfig: "libpng16"),
         // The public header, imported by the export layer so that signatures are checked.
         .systemLibrary(name: "CTransFace", path: "include"),
         // protoc-c output for include/transface.proto, generated once and committed.
@@ -29,11 +31,23 @@ let package = Package(
         // lost to checks), which keeps debug test runs of real model sizes fast.
         .target(name: "TFKernels", dependencies: ["TFCore", "CBLAS"], swiftSettings: [.unsafeFlags(["-O"])]),
         .target(name: "TFModel", dependencies: ["TFCore", "TFKernels", "TransFaceProto", "CProtobufC", "CZlib"]),
-        .target(name: "TransFaceC", dependencies: ["TFCore", "TFModel", "CTransFace"]),
+        // Images: decoding (libjpeg-turbo, libpng, PGM/PPM) and 5-point alignment.
+        .target(name: "TFImage", dependencies: ["TFCore", "CTurboJPEG", "CPNG"]),
+        // Datasets: RecordIO, image folders, lists, pairs, .bin sets, the threaded loader.
+        .target(name: "TFData", dependencies: ["TFCore", "TFImage"]),
+        // Evaluation on embeddings: k-fold verification, TAR@FAR, ROC, IJB 1:1.
+        .target(name: "TFEval", dependencies: ["TFCore", "TFModel", "TFImage", "TFData"]),
+        // Training: backward passes, losses, DPAP (FFTW), EHSM, optimizers, trainer.
+        .target(name: "TFTrain", dependencies: ["TFCore", "TFKernels", "TFModel", "CFFTW"]),
+        .target(name: "TransFaceC", dependencies: ["TFCore", "TFModel", "TFImage", "TFData", "TFEval", "TFTrain", "CTransFace"]),
         .executableTarget(name: "TransFaceBench", dependencies: ["TFCore", "TFModel"]),
         .target(name: "TFTestSupport", dependencies: ["TFCore", "TFModel"], path: "Tests/TFTestSupport"),
         .testTarget(name: "TFKernelsTests", dependencies: ["TFKernels", "TFTestSupport"]),
         .testTarget(name: "TFModelTests", dependencies: ["TFModel", "TFTestSupport"]),
+        .testTarget(name: "TFImageTests", dependencies: ["TFImage", "TFTestSupport"]),
+        .testTarget(name: "TFDataTests", dependencies: ["TFData", "TFTestSupport"]),
+        .testTarget(name: "TFEvalTests", dependencies: ["TFEval", "TFTestSupport"]),
+        .testTarget(name: "TFTrainTests", dependencies: ["TFTrain", "TFTestSupport"]),
         .testTarget(name: "TransFaceCTests", dependencies: ["TransFaceC", "TFModel", "TFTestSupport", "CTransFace"]),
     ],
     swiftLanguageModes: [.v5]

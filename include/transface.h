@@ -269,6 +269,14 @@ transface_status transface_builder_save(const transface_builder *builder, const 
 transface_status transface_builder_build(const transface_builder *builder,
                                          transface_model **out_model);
 
+/* ---------------------------------------------------------------- images (decoding, alignment) */
+
+/* ---------------------------------------------------------------- datasets */
+
+/* ---------------------------------------------------------------- evaluation */
+
+/* ---------------------------------------------------------------- training */
+
 #ifdef __cplusplus
 }
 #endif

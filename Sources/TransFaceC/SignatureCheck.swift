@@ -44,3 +44,15 @@ func checkSignaturesAgainstHeader() {
     same(CTransFace.transface_version_number, TransFaceC.transface_version_number)
     same(CTransFace.transface_version_string, TransFaceC.transface_version_string)
 }
+
+func checkImageSignaturesAgainstHeader() {
+}
+
+func checkDataSignaturesAgainstHeader() {
+}
+
+func checkEvalSignaturesAgainstHeader() {
+}
+
+func checkTrainSignaturesAgainstHeader() {
+}

@@ -1,0 +1,2 @@
+/// Module TFData (being built).
+enum TFDataModule {}

@@ -1,0 +1,2 @@
+/// Module TFEval (being built).
+enum TFEvalModule {}

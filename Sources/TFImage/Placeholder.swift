@@ -1,0 +1,2 @@
+/// Module TFImage (being built).
+enum TFImageModule {}

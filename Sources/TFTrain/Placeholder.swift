@@ -1,0 +1,2 @@
+/// Module TFTrain (being built).
+enum TFTrainModule {}

@@ -1,0 +1,5 @@
+import XCTest
+
+final class TFDataPlaceholderTests: XCTestCase {
+    func testModuleBuilds() {}
+}

@@ -1,0 +1,5 @@
+import XCTest
+
+final class TFImagePlaceholderTests: XCTestCase {
+    func testModuleBuilds() {}
+}

@@ -1,0 +1,5 @@
+import XCTest
+
+final class TFTrainPlaceholderTests: XCTestCase {
+    func testModuleBuilds() {}
+}
