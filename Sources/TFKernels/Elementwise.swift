@@ -86,20 +86,21 @@ public func addInPlaceForward(_ x: UnsafeMutablePointer<Float>, _ add: UnsafePoi
 }
 
 /// Residual branch end: `y[r, :] += bias` (so `y` is the branch's module output), then
-/// `x[r, :] += y[r, :]`.
+/// `out[r, :] = x[r, :] + y[r, :]` (`out` may be `x`).
 public func biasResidualForward(
-    x: UnsafeMutablePointer<Float>, y: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>, rows: Int, cols: Int
+    out: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>,
+    bias: UnsafePointer<Float>, rows: Int, cols: Int
 ) {
     for r in 0..<rows {
-        let xr = x + r * cols, yr = y + r * cols
+        let xr = x + r * cols, yr = y + r * cols, orow = out + r * cols
         var i = 0
         while i + 16 <= cols {
             let v = yr.load16(i) + bias.load16(i)
             yr.store16(v, i)
-            xr.store16(xr.load16(i) + v, i)
+            orow.store16(xr.load16(i) + v, i)
             i += 16
         }
-        while i < cols { let v = yr[i] + bias[i]; yr[i] = v; xr[i] += v; i += 1 }
+        while i < cols { let v = yr[i] + bias[i]; yr[i] = v; orow[i] = xr[i] + v; i += 1 }
     }
 }
 

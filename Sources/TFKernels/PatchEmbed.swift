@@ -28,3 +28,26 @@ public func patchIm2col(
         }
     }
 }
+
+/// im2col as `patchIm2col` for an image already normalised, float HWC.
+public func patchIm2colFloat(
+    out: UnsafeMutablePointer<Float>, image: UnsafePointer<Float>, width: Int, channels: Int,
+    patch: Int, grid: Int, mirror: Bool, reverseChannels: Bool = false
+) {
+    let rowLength = channels * patch * patch
+    for gy in 0..<grid {
+        for gx in 0..<grid {
+            let dst = out + (gy * grid + gx) * rowLength
+            for ky in 0..<patch {
+                let src = image + (gy * patch + ky) * width * channels
+                for kx in 0..<patch {
+                    let x0 = gx * patch + kx
+                    let px = src + (mirror ? width - 1 - x0 : x0) * channels
+                    for c in 0..<channels {
+                        dst[c * patch * patch + ky * patch + kx] = px[reverseChannels ? channels - 1 - c : c]
+                    }
+                }
+            }
+        }
+    }
+}

@@ -153,7 +153,8 @@ final class KernelOracleTests: XCTestCase {
         }, "unbiased std")
         var resid = x, branch = random(rows * cols)
         let branch0 = branch
-        biasResidualForward(x: &resid, y: &branch, bias: bias, rows: rows, cols: cols)
+        let resid0 = resid
+        biasResidualForward(out: &resid, x: resid0, y: &branch, bias: bias, rows: rows, cols: cols)
         assertClose(branch, branch0.indices.map { Double(branch0[$0]) + Double(bias[$0 % cols]) }, "branch + bias")
         assertClose(resid, x.indices.map { Double(x[$0]) + Double(branch0[$0]) + Double(bias[$0 % cols]) }, "residual")
     }

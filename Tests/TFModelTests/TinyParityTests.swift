@@ -7,12 +7,12 @@ import XCTest
 final class TinyParityTests: XCTestCase {
     let rtol = 1e-4
 
-    private func runForward(mode: ForwardMode, threads: Int = 1) throws
+    private func runForward(mode: ForwardMode, threads: Int = 1, keepActivations: Bool = false) throws
         -> (forward: ViTForward, model: TransFaceModel, acts: [String: [Float]]) {
         let model = try Reference.tinyModel()
         let input = try Reference.load("tiny/input/u8_hwc")
         let forward = try ViTForward(config: model.config, preprocess: model.preprocess, maxBatch: 4,
-                                     pool: try WorkerPool(threadCount: threads))
+                                     pool: try WorkerPool(threadCount: threads), keepActivations: keepActivations)
         let weights = ViTWeights(layout: model.layout, config: model.config, base: model.parameters.base)
         var acts: [String: [Float]] = [:]
         try input.bytes.withUnsafeBufferPointer { images in
@@ -50,6 +50,14 @@ final class TinyParityTests: XCTestCase {
         try check(forward.embeddings, "tiny/eval/embedding")
         try check(forward.patchWeights, "tiny/eval/se_weight_softmax")
         try check(forward.patchStd, "tiny/eval/patch_std")
+    }
+
+    func testTrainingBuffersComputeTheSameAsInferenceBuffers() throws {
+        for mode in [ForwardMode.eval, .train(updateRunningStatistics: false)] {
+            let shared = try runForward(mode: mode, threads: 2), kept = try runForward(mode: mode, threads: 2, keepActivations: true)
+            XCTAssertEqual(Array(shared.forward.embeddings), Array(kept.forward.embeddings))
+            XCTAssertEqual(shared.acts, kept.acts)
+        }
     }
 
     func testTrainModeUsesBatchStatisticsAndMovesRunningStatistics() throws {
