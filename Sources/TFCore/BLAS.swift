@@ -47,3 +47,28 @@ public enum BLAS {
         }
     }
 }
+
+extension BLAS {
+    /// Linear backward, weight part: `dW[out×in] += dYᵀ · X` over `rows` rows, output features
+    /// split across workers (each worker owns whole rows of dW).
+    public static func linearBackwardWeights(
+        pool: WorkerPool, rows: Int, inFeatures: Int, outFeatures: Int,
+        dy: UnsafePointer<Float>, x: UnsafePointer<Float>, dweight: UnsafeMutablePointer<Float>
+    ) {
+        pool.parallelFor(outFeatures) { r in
+            gemm(m: r.count, n: inFeatures, k: rows, a: dy + r.lowerBound, lda: outFeatures, b: x, ldb: inFeatures,
+                 transposeB: false, c: dweight + r.lowerBound * inFeatures, ldc: inFeatures, beta: 1, transposeA: true)
+        }
+    }
+
+    /// Linear backward, input part: `dX[rows×in] = dY · W (+ beta·dX)`, rows split across workers.
+    public static func linearBackwardInput(
+        pool: WorkerPool, rows: Int, inFeatures: Int, outFeatures: Int,
+        dy: UnsafePointer<Float>, weight: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>, beta: Float = 0
+    ) {
+        pool.parallelFor(rows) { r in
+            gemm(m: r.count, n: inFeatures, k: outFeatures, a: dy + r.lowerBound * outFeatures, lda: outFeatures,
+                 b: weight, ldb: inFeatures, transposeB: false, c: dx + r.lowerBound * inFeatures, ldc: inFeatures, beta: beta)
+        }
+    }
+}

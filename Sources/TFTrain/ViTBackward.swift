@@ -1,0 +1,158 @@
+import TFCore
+import TFKernels
+import TFModel
+
+/// Backward pass of the TransFace ViT through the activations a training-mode `ViTForward`
+/// (`keepActivations: true`) kept. Parameter gradients accumulate into a slab laid out like
+/// the parameters (`ViTWeights` over the gradient slab); the workspace is allocated once.
+public final class ViTBackward {
+    public let config: ViTConfig
+    public let batch: Int
+    private let pool: WorkerPool
+    private let slab: FloatSlab
+    private let dx, dn, dqkv, dhidden, dattn, scratch, dgated, dseA, dseB, dfD0, dfD1, dfE: UnsafeMutablePointer<Float>
+
+    public init(config: ViTConfig, batch: Int, pool: WorkerPool) throws {
+        self.config = config
+        self.batch = batch
+        self.pool = pool
+        let t = config.numPatches, d = config.embedDim
+        let rows = try checkedProduct([batch, t], what: "backward workspace")
+        var plan = SlabPlanner()
+        let o = [plan.reserve(rows * d), plan.reserve(rows * d), plan.reserve(rows * 3 * d),
+                 plan.reserve(rows * config.mlpHiddenDim), plan.reserve(rows * d), plan.reserve(pool.threadCount * t * t),
+                 plan.reserve(rows * d), plan.reserve(rows), plan.reserve(rows), plan.reserve(batch * d),
+                 plan.reserve(batch * d), plan.reserve(batch * config.embeddingSize)]
+        let slab = try FloatSlab(count: plan.total)
+        self.slab = slab
+        let p = o.map { slab.base + $0 }
+        (dx, dn, dqkv, dhidden, dattn, scratch) = (p[0], p[1], p[2], p[3], p[4], p[5])
+        (dgated, dseA, dseB, dfD0, dfD1, dfE) = (p[6], p[7], p[8], p[9], p[10], p[11])
+    }
+
+    public var workspaceBytes: Int { slab.count * 4 }
+
+    /// Accumulates into `grads` the gradient of a loss whose gradient with respect to the raw
+    /// embeddings (BatchNorm output, before L2 normalisation) is `dEmbedding` [batch × E] and,
+    /// optionally, with respect to the patch std [batch × P] (EHSM's paper mode).
+    public func run(weights w: ViTWeights, grads g: ViTWeights, forward: ViTForward,
+                    dEmbedding: UnsafePointer<Float>, dPatchStd: UnsafePointer<Float>? = nil) throws {
+        try require(forward.config == config && forward.lastCount == batch,
+                    "backward needs the forward pass of the same \(batch)-image batch")
+        let c = config, t = c.numPatches, d = c.embedDim, hid = c.mlpHiddenDim, e = c.embeddingSize
+        let rows = batch * t, f = forward.buffers
+        guard let meanFinal = f.meanFinal, let rstdFinal = f.rstdFinal else {
+            throw TransFaceError(.misuse, "the forward pass did not keep its activations (keepActivations: false)")
+        }
+        func overRows(_ n: Int, _ body: (Int, Int) -> Void) { pool.parallelFor(n) { r in body(r.lowerBound, r.count) } }
+
+        // Head: BN3 ← Linear(D→E) ← BN1 ← Linear(P·D→D).
+        batchNormTrainBackward(dx: dfE, dweight: g.feature3.weight, dbias: g.feature3.bias, dy: dEmbedding, x: f.f2,
+                               mean: f.bn3Mean, rstd: f.bn3Rstd, weight: w.feature3.weight, rows: batch, features: e)
+        BLAS.linearBackwardWeights(pool: pool, rows: batch, inFeatures: d, outFeatures: e, dy: dfE, x: f.f1, dweight: g.feature2Weight)
+        BLAS.gemm(m: batch, n: d, k: e, a: dfE, lda: e, b: w.feature2Weight, ldb: d, transposeB: false, c: dfD1, ldc: d)
+        batchNormTrainBackward(dx: dfD0, dweight: g.feature1.weight, dbias: g.feature1.bias, dy: dfD1, x: f.f0,
+                               mean: f.bn1Mean, rstd: f.bn1Rstd, weight: w.feature1.weight, rows: batch, features: d)
+        BLAS.linearBackwardWeights(pool: pool, rows: batch, inFeatures: t * d, outFeatures: d, dy: dfD0, x: f.gated,
+                                   dweight: g.feature0Weight)
+        BLAS.linearBackwardInput(pool: pool, rows: batch, inFeatures: t * d, outFeatures: d, dy: dfD0,
+                                 weight: w.feature0Weight, dx: dgated)
+        if let dPatchStd {
+            overRows(rows) { lo, n in
+                rowStdBackwardAccumulate(dx: dgated + lo * d, dstd: dPatchStd + lo, x: f.gated + lo * d,
+                                         std: f.patchStd + lo, rows: n, cols: d)
+            }
+        }
+
+        // SE gate: gated = norm · s, s = sigmoid(W2 · relu(W1 · flatten(norm))).
+        overRows(rows) { lo, n in
+            scaleRowsBackward(dx: dn + lo * d, dscale: dseA + lo, dgated: dgated + lo * d, x: f.norm + lo * d,
+                              scale: f.se2 + lo, rows: n, cols: d)
+        }
+        sigmoidBackward(dseA, output: f.se2, count: rows)
+        BLAS.linearBackwardWeights(pool: pool, rows: batch, inFeatures: t, outFeatures: t, dy: dseA, x: f.se1, dweight: g.se2Weight)
+        BLAS.gemm(m: batch, n: t, k: t, a: dseA, lda: t, b: w.se2Weight, ldb: t, transposeB: false, c: dseB, ldc: t)
+        reluBackward(dseB, output: f.se1, count: rows)
+        BLAS.linearBackwardWeights(pool: pool, rows: batch, inFeatures: t * d, outFeatures: t, dy: dseB, x: f.norm,
+                                   dweight: g.se0Weight)
+        BLAS.linearBackwardInput(pool: pool, rows: batch, inFeatures: t * d, outFeatures: t, dy: dseB,
+                                 weight: w.se0Weight, dx: dn, beta: 1)
+
+        // Final LayerNorm.
+        let xLast = f.blocks[c.depth - 1].output
+        dx.update(repeating: 0, count: rows * d)
+        layerNorm(dout: dn, x: xLast, mean: meanFinal, rstd: rstdFinal, weight: w.normWeight,
+                  dweight: g.normWeight, dbias: g.normBias)
+
+        for i in stride(from: c.depth - 1, through: 0, by: -1) {
+            let a = f.blocks[i], blk = w.blocks[i], gb = g.blocks[i]
+            // MLP branch: dx is the gradient of the block output (= of fc2's output).
+            biasBackward(gb.fc2Bias, dx, d)
+            BLAS.linearBackwardWeights(pool: pool, rows: rows, inFeatures: hid, outFeatures: d, dy: dx, x: a.hidden,
+                                       dweight: gb.fc2Weight)
+            BLAS.linearBackwardInput(pool: pool, rows: rows, inFeatures: hid, outFeatures: d, dy: dx,
+                                     weight: blk.fc2Weight, dx: dhidden)
+            overRows(rows) { lo, n in relu6Backward(dhidden + lo * hid, output: a.hidden + lo * hid, count: n * hid) }
+            biasBackward(gb.fc1Bias, dhidden, hid)
+            BLAS.linearBackwardWeights(pool: pool, rows: rows, inFeatures: d, outFeatures: hid, dy: dhidden, x: a.norm2,
+                                       dweight: gb.fc1Weight)
+            BLAS.linearBackwardInput(pool: pool, rows: rows, inFeatures: d, outFeatures: hid, dy: dhidden,
+                                     weight: blk.fc1Weight, dx: dn)
+            layerNorm(dout: dn, x: a.middle, mean: a.mean2!, rstd: a.rstd2!, weight: blk.norm2Weight,
+                      dweight: gb.norm2Weight, dbias: gb.norm2Bias)
+
+            // Attention branch: dx is now the gradient of the block's middle stream.
+            biasBackward(gb.projBias, dx, d)
+            BLAS.linearBackwardWeights(pool: pool, rows: rows, inFeatures: d, outFeatures: d, dy: dx, x: a.attention,
+                                       dweight: gb.projWeight)
+            BLAS.linearBackwardInput(pool: pool, rows: rows, inFeatures: d, outFeatures: d, dy: dx,
+                                     weight: blk.projWeight, dx: dattn)
+            let tasks = batch * c.numHeads
+            pool.run { worker in
+                for task in WorkerPool.split(tasks, parts: pool.threadCount, index: worker) {
+                    let b = task / c.numHeads
+                    attentionHeadBackward(dqkv: dqkv + b * t * 3 * d, scratch: scratch + worker * t * t,
+                                          dout: dattn + b * t * d, probs: a.probabilities(task: task, worker: worker),
+                                          qkv: a.qkv + b * t * 3 * d, tokens: t, dim: d, heads: c.numHeads,
+                                          head: task % c.numHeads)
+                }
+            }
+            BLAS.linearBackwardWeights(pool: pool, rows: rows, inFeatures: d, outFeatures: 3 * d, dy: dqkv, x: a.norm1,
+                                       dweight: gb.qkvWeight)
+            BLAS.linearBackwardInput(pool: pool, rows: rows, inFeatures: d, outFeatures: 3 * d, dy: dqkv,
+                                     weight: blk.qkvWeight, dx: dn)
+            layerNorm(dout: dn, x: a.input, mean: a.mean1!, rstd: a.rstd1!, weight: blk.norm1Weight,
+                      dweight: gb.norm1Weight, dbias: gb.norm1Bias)
+        }
+
+        // Patch embedding and position embedding.
+        pool.parallelFor(t * d) { r in
+            for b in 0..<batch {
+                let src = dx + b * t * d
+                for j in r { g.posEmbed[j] += src[j] }
+            }
+        }
+        biasBackward(g.patchBias, dx, d)
+        BLAS.linearBackwardWeights(pool: pool, rows: rows, inFeatures: c.patchValues, outFeatures: d, dy: dx, x: f.cols,
+                                   dweight: g.patchWeight)
+
+        /// dx += LayerNorm backward of `dout`; parameter gradients accumulate.
+        func layerNorm(dout: UnsafeMutablePointer<Float>, x: UnsafeMutablePointer<Float>, mean: UnsafeMutablePointer<Float>,
+                       rstd: UnsafeMutablePointer<Float>, weight: UnsafeMutablePointer<Float>,
+                       dweight: UnsafeMutablePointer<Float>, dbias: UnsafeMutablePointer<Float>) {
+            pool.parallelFor(d) { r in
+                layerNormBackwardParams(dweight: dweight, dbias: dbias, dout: dout, x: x, mean: mean, rstd: rstd,
+                                        rows: rows, dim: d, features: r)
+            }
+            overRows(rows) { lo, n in
+                layerNormBackwardInputAccumulate(dx: dx + lo * d, dout: dout + lo * d, x: x + lo * d, mean: mean + lo,
+                                                 rstd: rstd + lo, weight: weight, rows: n, dim: d)
+            }
+        }
+
+        /// Bias gradient: column sums of `dy` [rows × cols].
+        func biasBackward(_ dbias: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>, _ cols: Int) {
+            pool.parallelFor(cols) { r in columnSumAccumulate(dbias, dy, rows: rows, cols: cols, columns: r) }
+        }
+    }
+}
