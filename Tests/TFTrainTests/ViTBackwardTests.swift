@@ -9,7 +9,7 @@ import XCTest
 /// MLP 20, E 6, batch 3, train-mode BatchNorm). The loss is L = Σ c·embedding + Σ p·patch_std
 /// with fixed random c and p, so both gradient inputs of `ViTBackward` are exercised.
 /// Agreement: |fd − analytic| ≤ 2e-2·max(|fd|, |analytic|) + 5e-3, where 5e-3 is the noise floor of
-/// float32 central differences with step 1e-3·max|tensor| on this loss (|L| ≈ 5); the exact
+/// float32 central differences with step 1e-3·max|tensor| on this loss; the exact
 /// parity of every gradient with the official code is checked against `reference/tiny`.
 final class ViTBackwardTests: XCTestCase {
     let config = ViTConfig(imgSize: 27, embedDim: 12, depth: 2, numHeads: 3, mlpHiddenDim: 20, embeddingSize: 6)
