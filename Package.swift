@@ -18,6 +18,7 @@ let package = Package(
         .systemLibrary(name: "CZlib", pkgConfig: "zlib"),
         .systemLibrary(name: "CTurboJPEG", pkgConfig: "libturbojpeg"),
         .systemLibrary(name: "CPNG", pkgConfig: "libpng16"),
+        .systemLibrary(name: "CJSON", pkgConfig: "libcjson"),
         // The public header, imported by the export layer so that signatures are checked.
         .systemLibrary(name: "CTransFace", path: "include"),
         // protoc-c output for include/transface.proto, generated once and committed.
@@ -38,7 +39,7 @@ let package = Package(
         // Evaluation on embeddings: k-fold verification, TAR@FAR, ROC, IJB 1:1.
         .target(name: "TFEval", dependencies: ["TFCore", "TFModel", "TFImage", "TFData"]),
         // Training: backward passes, losses, DPAP (FFTW), EHSM, optimizers, trainer.
-        .target(name: "TFTrain", dependencies: ["TFCore", "TFKernels", "TFModel", "CFFTW"]),
+        .target(name: "TFTrain", dependencies: ["TFCore", "TFKernels", "TFModel", "CFFTW", "CJSON"]),
         .target(name: "TransFaceC", dependencies: ["TFCore", "TFModel", "TFImage", "TFData", "TFEval", "TFTrain", "CTransFace"]),
         .executableTarget(name: "TransFaceBench", dependencies: ["TFCore", "TFModel"]),
         .target(name: "TFTestSupport", dependencies: ["TFCore", "TFModel"], path: "Tests/TFTestSupport"),

@@ -24,6 +24,8 @@ public final class ForwardBuffers {
     public let cols, branch, norm, se1, se2, patchWeight, patchStd, gated: UnsafeMutablePointer<Float>
     public let f0, f1, f2, f3, bn1Mean, bn1Rstd, bn3Mean, bn3Rstd: UnsafeMutablePointer<Float>
     public let meanFinal, rstdFinal: UnsafeMutablePointer<Float>?
+    /// Training layout: every block keeps its activations.
+    public let keepsActivations: Bool
     private let slab: FloatSlab
 
     public var bytes: Int { slab.count * 4 }
@@ -71,6 +73,7 @@ public final class ForwardBuffers {
         (se1, se2, patchWeight, patchStd) = (base + small[0], base + small[1], base + small[2], base + small[3])
         (f0, f1, f2, f3) = (base + small[4], base + small[5], base + small[6], base + small[7])
         (bn1Mean, bn1Rstd, bn3Mean, bn3Rstd) = (base + small[8], base + small[9], base + small[10], base + small[11])
+        keepsActivations = keep
         meanFinal = keep ? base + finalStats[0] : nil
         rstdFinal = keep ? base + finalStats[1] : nil
     }

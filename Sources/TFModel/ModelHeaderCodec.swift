@@ -30,8 +30,29 @@ public struct ModelHeader: Equatable {
     public var preprocess: Preprocess
     public var metadata: [KeyValue]
     public var tensors: [TensorRecord]
+    /// Checkpoints only.
+    public var training: TrainingState?
 
     public struct KeyValue: Equatable { public var key: String; public var value: String }
+
+    /// A trainer's configuration and position, stored in checkpoints.
+    public struct TrainingState: Equatable {
+        public var configJSON: String
+        public var step: UInt64
+        public var microStep: UInt64
+        public var rngState: [UInt64]
+        public var samplerState: [UInt8]
+        public init(configJSON: String, step: UInt64, microStep: UInt64, rngState: [UInt64], samplerState: [UInt8]) {
+            self.configJSON = configJSON; self.step = step; self.microStep = microStep
+            self.rngState = rngState; self.samplerState = samplerState
+        }
+    }
+
+    public init(formatVersion: UInt32, producer: String, config: ViTConfig, preprocess: Preprocess,
+                metadata: [KeyValue], tensors: [TensorRecord], training: TrainingState? = nil) {
+        self.formatVersion = formatVersion; self.producer = producer; self.config = config
+        self.preprocess = preprocess; self.metadata = metadata; self.tensors = tensors; self.training = training
+    }
 
     /// Encodes with protobuf-c.
     public func encode() throws -> [UInt8] {
@@ -77,6 +98,16 @@ public struct ModelHeader: Equatable {
         transface__model_header__init(&msg)
         msg.format_version = formatVersion
         msg.producer = arena.string(producer)
+        if let training {
+            let m = arena.allocate(Transface__TrainingState.self)
+            transface__training_state__init(m)
+            m.pointee.config_json = arena.string(training.configJSON)
+            m.pointee.step = training.step
+            m.pointee.micro_step = training.microStep
+            (m.pointee.n_rng_state, m.pointee.rng_state) = (training.rngState.count, arena.array(training.rngState))
+            m.pointee.sampler_state = ProtobufCBinaryData(len: training.samplerState.count, data: arena.array(training.samplerState))
+            msg.training = m
+        }
         return withUnsafeMutablePointer(to: &cfg) { cfgp in
             withUnsafeMutablePointer(to: &pre) { prep in
                 msg.config = cfgp
@@ -131,8 +162,15 @@ public struct ModelHeader: Equatable {
             tensors.append(TensorRecord(name: str(t.name), dtype: dtype, dims: dims, offset: t.offset,
                                         length: t.length, crc32: t.crc32))
         }
+        var training: TrainingState?
+        if let t = m.training?.pointee {
+            let rng = t.n_rng_state > 0 ? Array(UnsafeBufferPointer(start: t.rng_state, count: t.n_rng_state)) : []
+            let sampler = t.sampler_state.len > 0 ? Array(UnsafeBufferPointer(start: t.sampler_state.data, count: t.sampler_state.len)) : []
+            training = TrainingState(configJSON: str(t.config_json), step: t.step, microStep: t.micro_step,
+                                     rngState: rng, samplerState: sampler)
+        }
         return ModelHeader(formatVersion: m.format_version, producer: str(m.producer), config: config,
-                           preprocess: preprocess, metadata: metadata, tensors: tensors)
+                           preprocess: preprocess, metadata: metadata, tensors: tensors, training: training)
     }
 }
 

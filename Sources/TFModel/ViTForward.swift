@@ -19,6 +19,22 @@ public enum ForwardInput {
     case normalizedHWC(UnsafePointer<Float>)
 }
 
+/// The random parts of a training forward pass, drawn by the trainer from its RNG streams.
+public struct TrainingNoise {
+    /// Token masking: for each image, the `keep` token indices the blocks see, in the order
+    /// they see them (the official `ids_shuffle[:len_keep]`); the other positions get the mask
+    /// token after the final norm. Nil: no masking.
+    public var keptTokens: [Int32]?
+    public var keep: Int
+    /// Stochastic depth: for each block, the attention-branch scales of every image then the
+    /// MLP-branch scales (0 for a dropped branch, 1/keep_prob otherwise). Nil: none dropped.
+    public var branchScales: [Float]?
+
+    public init(keptTokens: [Int32]?, keep: Int, branchScales: [Float]?) {
+        self.keptTokens = keptTokens; self.keep = keep; self.branchScales = branchScales
+    }
+}
+
 /// The forward pass of a TransFace ViT over buffers laid out once (`ForwardBuffers`): for
 /// inference every block shares one set of buffers; for training each block keeps its own
 /// activations for the backward pass. Nothing is allocated per call; GEMMs run over the batch.
@@ -62,14 +78,29 @@ public final class ViTForward {
         try run(weights: w, input: .rgb8(images), count: count, mirror: mirror, mode: mode, observer: observer)
     }
 
+    /// The noise of the last run (the backward pass follows it).
+    public private(set) var lastNoise: TrainingNoise?
+
     public func run(weights w: ViTWeights, input: ForwardInput, count: Int, mirror: Bool = false,
-                    mode: ForwardMode = .eval, observer: ForwardObserver? = nil) throws {
+                    mode: ForwardMode = .eval, noise: TrainingNoise? = nil, observer: ForwardObserver? = nil) throws {
         try require(count >= 1 && count <= maxBatch, "batch of \(count) images exceeds the workspace (1...\(maxBatch))")
         if mode != .eval {
             try require(count >= 2, "train-mode BatchNorm needs at least 2 images, got \(count)")
         }
         let c = config, t = c.numPatches, d = c.embedDim, hid = c.mlpHiddenDim, e = c.embeddingSize
-        let rows = count * t, k = c.patchValues, bufs = buffers
+        let k = c.patchValues, bufs = buffers
+        let kept = noise?.keptTokens, tb = kept == nil ? t : noise!.keep
+        if noise != nil {
+            try require(bufs.keepsActivations, "token masking and drop path need training buffers (keepActivations)")
+        }
+        if let kept {
+            try require(tb >= 1 && tb <= t && kept.count == count * tb && kept.allSatisfy { $0 >= 0 && Int($0) < t },
+                        "token masking: \(count) × \(tb) kept token indices in 0..<\(t) expected")
+        }
+        if let s = noise?.branchScales {
+            try require(s.count == c.depth * 2 * count, "drop path: \(c.depth * 2 * count) branch scales expected")
+        }
+        let rows = count * tb
         func observe(_ name: String, _ p: UnsafeMutablePointer<Float>, _ n: Int) {
             observer?(name, UnsafeBufferPointer(start: p, count: n))
         }
@@ -85,8 +116,9 @@ public final class ViTForward {
         }
         lastCount = 0
 
-        // Patch embedding: im2col + one GEMM per image over its patches, + bias, + position.
-        let x0 = bufs.blocks[0].input
+        // Patch embedding: im2col + one GEMM per image over its patches, + bias, + position;
+        // with token masking it goes to a scratch buffer and the kept tokens are gathered.
+        let x0 = kept == nil ? bufs.blocks[0].input : bufs.branch
         lut.withUnsafeBufferPointer { lut in
             pool.parallelFor(count) { r in
                 for b in r {
@@ -106,9 +138,29 @@ public final class ViTForward {
         }
         BLAS.tokenLinear(pool: pool, images: count, tokens: t, inFeatures: k, outFeatures: d, x: bufs.cols,
                          weight: w.patchWeight, out: x0)
-        overRows(rows) { lo, n in biasActivationForward(x0 + lo * d, bias: w.patchBias, rows: n, cols: d, activation: .none) }
-        observe("patch_embed", x0, rows * d)
+        overRows(count * t) { lo, n in biasActivationForward(x0 + lo * d, bias: w.patchBias, rows: n, cols: d, activation: .none) }
+        observe("patch_embed", x0, count * t * d)
         pool.parallelFor(count) { r in for b in r { addInPlaceForward(x0 + b * t * d, w.posEmbed, count: t * d) } }
+        if let kept {
+            let dst = bufs.blocks[0].input
+            pool.parallelFor(count) { r in
+                for b in r { for j in 0..<tb { (dst + (b * tb + j) * d).update(from: x0 + (b * t + Int(kept[b * tb + j])) * d, count: d) } }
+            }
+        }
+        /// out = x + scale·(y + bias) per image (scale 1 without drop path); y becomes y + bias.
+        func residual(_ out: UnsafeMutablePointer<Float>, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>,
+                      _ bias: UnsafeMutablePointer<Float>, scales: ArraySlice<Float>?) {
+            guard let scales else {
+                overRows(rows) { lo, n in biasResidualForward(out: out + lo * d, x: x + lo * d, y: y + lo * d, bias: bias, rows: n, cols: d) }
+                return
+            }
+            pool.parallelFor(count) { r in
+                for b in r {
+                    let o = b * tb * d
+                    biasResidualForward(out: out + o, x: x + o, y: y + o, bias: bias, rows: tb, cols: d, scale: scales[scales.startIndex + b])
+                }
+            }
+        }
 
         for (i, blk) in w.blocks.enumerated() {
             let a = bufs.blocks[i]
@@ -118,23 +170,21 @@ public final class ViTForward {
                                  x: a.input + lo * d, weight: blk.norm1Weight, bias: blk.norm1Bias, rows: n, dim: d,
                                  eps: ViTConfig.layerNormEps)
             }
-            BLAS.tokenLinear(pool: pool, images: count, tokens: t, inFeatures: d, outFeatures: 3 * d, x: a.norm1,
+            let scales = noise?.branchScales.map { $0[(i * 2 * count)..<((i * 2 + 2) * count)] }
+            BLAS.tokenLinear(pool: pool, images: count, tokens: tb, inFeatures: d, outFeatures: 3 * d, x: a.norm1,
                              weight: blk.qkvWeight, out: a.qkv)
             let tasks = count * c.numHeads
             pool.run { worker in
                 for task in WorkerPool.split(tasks, parts: pool.threadCount, index: worker) {
                     let b = task / c.numHeads
-                    attentionHeadForward(out: a.attention + b * t * d, probs: a.probabilities(task: task, worker: worker),
-                                         qkv: a.qkv + b * t * 3 * d, tokens: t, dim: d, heads: c.numHeads,
+                    attentionHeadForward(out: a.attention + b * tb * d, probs: a.probabilities(task: task, worker: worker),
+                                         qkv: a.qkv + b * tb * 3 * d, tokens: tb, dim: d, heads: c.numHeads,
                                          head: task % c.numHeads)
                 }
             }
-            BLAS.tokenLinear(pool: pool, images: count, tokens: t, inFeatures: d, outFeatures: d, x: a.attention,
+            BLAS.tokenLinear(pool: pool, images: count, tokens: tb, inFeatures: d, outFeatures: d, x: a.attention,
                              weight: blk.projWeight, out: bufs.branch)
-            overRows(rows) { lo, n in
-                biasResidualForward(out: a.middle + lo * d, x: a.input + lo * d, y: bufs.branch + lo * d,
-                                    bias: blk.projBias, rows: n, cols: d)
-            }
+            residual(a.middle, a.input, bufs.branch, blk.projBias, scales: scales.map { $0.prefix(count) })
             observe("blocks.\(i).attn", bufs.branch, rows * d)
 
             // output = middle + fc2(relu6(fc1(norm2(middle))))
@@ -143,25 +193,32 @@ public final class ViTForward {
                                  x: a.middle + lo * d, weight: blk.norm2Weight, bias: blk.norm2Bias, rows: n, dim: d,
                                  eps: ViTConfig.layerNormEps)
             }
-            BLAS.tokenLinear(pool: pool, images: count, tokens: t, inFeatures: d, outFeatures: hid, x: a.norm2,
+            BLAS.tokenLinear(pool: pool, images: count, tokens: tb, inFeatures: d, outFeatures: hid, x: a.norm2,
                              weight: blk.fc1Weight, out: a.hidden)
             overRows(rows) { lo, n in biasActivationForward(a.hidden + lo * hid, bias: blk.fc1Bias, rows: n, cols: hid, activation: .relu6) }
-            BLAS.tokenLinear(pool: pool, images: count, tokens: t, inFeatures: hid, outFeatures: d, x: a.hidden,
+            BLAS.tokenLinear(pool: pool, images: count, tokens: tb, inFeatures: hid, outFeatures: d, x: a.hidden,
                              weight: blk.fc2Weight, out: bufs.branch)
-            overRows(rows) { lo, n in
-                biasResidualForward(out: a.output + lo * d, x: a.middle + lo * d, y: bufs.branch + lo * d,
-                                    bias: blk.fc2Bias, rows: n, cols: d)
-            }
+            residual(a.output, a.middle, bufs.branch, blk.fc2Bias, scales: scales.map { $0.suffix(count) })
             observe("blocks.\(i).mlp", bufs.branch, rows * d)
             observe("blocks.\(i)", a.output, rows * d)
         }
         let xLast = bufs.blocks[c.depth - 1].output
+        let normOut = kept == nil ? bufs.norm : bufs.branch
         overRows(rows) { lo, n in
-            layerNormForward(out: bufs.norm + lo * d, mean: bufs.meanFinal.map { $0 + lo }, rstd: bufs.rstdFinal.map { $0 + lo },
+            layerNormForward(out: normOut + lo * d, mean: bufs.meanFinal.map { $0 + lo }, rstd: bufs.rstdFinal.map { $0 + lo },
                              x: xLast + lo * d, weight: w.normWeight, bias: w.normBias, rows: n, dim: d,
                              eps: ViTConfig.layerNormEps)
         }
-        observe("norm", bufs.norm, rows * d)
+        if let kept {  // back to patch order; masked positions hold the mask token
+            pool.parallelFor(count) { r in
+                for b in r {
+                    for j in 0..<t { (bufs.norm + (b * t + j) * d).update(from: w.maskToken, count: d) }
+                    for j in 0..<tb { (bufs.norm + (b * t + Int(kept[b * tb + j])) * d).update(from: normOut + (b * tb + j) * d, count: d) }
+                }
+            }
+        }
+        let patchRows = count * t
+        observe("norm", bufs.norm, patchRows * d)
 
         // SE gate: sigmoid(W2 · relu(W1 · flatten(tokens))); its softmax ranks patches.
         headLinear(t * d, t, bufs.norm, w.se0Weight, bufs.se1)
@@ -171,9 +228,9 @@ public final class ViTForward {
         observe("senet", bufs.se2, count * t)
         bufs.patchWeight.update(from: bufs.se2, count: count * t)
         softmaxRowsForward(bufs.patchWeight, rows: count, cols: t)
-        overRows(rows) { lo, n in scaleRowsForward(out: bufs.gated + lo * d, x: bufs.norm + lo * d, scale: bufs.se2 + lo, rows: n, cols: d) }
-        observe("feature.input", bufs.gated, rows * d)
-        overRows(rows) { lo, n in rowStdForward(out: bufs.patchStd + lo, x: bufs.gated + lo * d, rows: n, cols: d) }
+        overRows(patchRows) { lo, n in scaleRowsForward(out: bufs.gated + lo * d, x: bufs.norm + lo * d, scale: bufs.se2 + lo, rows: n, cols: d) }
+        observe("feature.input", bufs.gated, patchRows * d)
+        overRows(patchRows) { lo, n in rowStdForward(out: bufs.patchStd + lo, x: bufs.gated + lo * d, rows: n, cols: d) }
 
         // Head: Linear(P·D→D) → BN → Linear(D→E) → BN.
         let train = mode != .eval, update = mode == .train(updateRunningStatistics: true)
@@ -191,6 +248,7 @@ public final class ViTForward {
                          eps: ViTConfig.batchNormEps, useBatchStatistics: train, updateRunning: update,
                          saveMean: bufs.bn3Mean, saveRstd: bufs.bn3Rstd)
         observe("feature.3", bufs.f3, count * e)
+        lastNoise = noise
         lastCount = count
     }
 }

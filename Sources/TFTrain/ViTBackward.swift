@@ -40,7 +40,9 @@ public final class ViTBackward {
         try require(forward.config == config && forward.lastCount == batch,
                     "backward needs the forward pass of the same \(batch)-image batch")
         let c = config, t = c.numPatches, d = c.embedDim, hid = c.mlpHiddenDim, e = c.embeddingSize
-        let rows = batch * t, f = forward.buffers
+        let f = forward.buffers, noise = forward.lastNoise
+        let kept = noise?.keptTokens, tb = kept == nil ? t : noise!.keep
+        var rows = batch * t
         guard let meanFinal = f.meanFinal, let rstdFinal = f.rstdFinal else {
             throw TransFaceError(.misuse, "the forward pass did not keep its activations (keepActivations: false)")
         }
@@ -78,19 +80,37 @@ public final class ViTBackward {
         BLAS.linearBackwardInput(pool: pool, rows: batch, inFeatures: t * d, outFeatures: t, dy: dseB,
                                  weight: w.se0Weight, dx: dn, beta: 1)
 
+        // Token masking: the mask token collects the gradient of the masked positions; the
+        // blocks see only the kept tokens, in their order.
+        var dNormKept = dn
+        if let kept {
+            var masked = [Bool](repeating: true, count: batch * t)
+            for b in 0..<batch { for j in 0..<tb { masked[b * t + Int(kept[b * tb + j])] = false } }
+            for r in 0..<(batch * t) where masked[r] {
+                for j in 0..<d { g.maskToken[j] += dn[r * d + j] }
+            }
+            pool.parallelFor(batch) { r in
+                for b in r { for j in 0..<tb { (dgated + (b * tb + j) * d).update(from: dn + (b * t + Int(kept[b * tb + j])) * d, count: d) } }
+            }
+            dNormKept = dgated
+        }
+        rows = batch * tb
+
         // Final LayerNorm.
         let xLast = f.blocks[c.depth - 1].output
         dx.update(repeating: 0, count: rows * d)
-        layerNorm(dout: dn, x: xLast, mean: meanFinal, rstd: rstdFinal, weight: w.normWeight,
+        layerNorm(dout: dNormKept, x: xLast, mean: meanFinal, rstd: rstdFinal, weight: w.normWeight,
                   dweight: g.normWeight, dbias: g.normBias)
 
         for i in stride(from: c.depth - 1, through: 0, by: -1) {
             let a = f.blocks[i], blk = w.blocks[i], gb = g.blocks[i]
-            // MLP branch: dx is the gradient of the block output (= of fc2's output).
-            biasBackward(gb.fc2Bias, dx, d)
-            BLAS.linearBackwardWeights(pool: pool, rows: rows, inFeatures: hid, outFeatures: d, dy: dx, x: a.hidden,
+            let scales = noise?.branchScales.map { Array($0[(i * 2 * batch)..<((i * 2 + 2) * batch)]) }
+            // MLP branch: the gradient of fc2's output is dx (times the drop-path scale).
+            let dMLP = branchGradient(scales.map { Array($0.suffix(batch)) })
+            biasBackward(gb.fc2Bias, dMLP, d)
+            BLAS.linearBackwardWeights(pool: pool, rows: rows, inFeatures: hid, outFeatures: d, dy: dMLP, x: a.hidden,
                                        dweight: gb.fc2Weight)
-            BLAS.linearBackwardInput(pool: pool, rows: rows, inFeatures: hid, outFeatures: d, dy: dx,
+            BLAS.linearBackwardInput(pool: pool, rows: rows, inFeatures: hid, outFeatures: d, dy: dMLP,
                                      weight: blk.fc2Weight, dx: dhidden)
             overRows(rows) { lo, n in relu6Backward(dhidden + lo * hid, output: a.hidden + lo * hid, count: n * hid) }
             biasBackward(gb.fc1Bias, dhidden, hid)
@@ -102,18 +122,19 @@ public final class ViTBackward {
                       dweight: gb.norm2Weight, dbias: gb.norm2Bias)
 
             // Attention branch: dx is now the gradient of the block's middle stream.
-            biasBackward(gb.projBias, dx, d)
-            BLAS.linearBackwardWeights(pool: pool, rows: rows, inFeatures: d, outFeatures: d, dy: dx, x: a.attention,
+            let dProj = branchGradient(scales.map { Array($0.prefix(batch)) })
+            biasBackward(gb.projBias, dProj, d)
+            BLAS.linearBackwardWeights(pool: pool, rows: rows, inFeatures: d, outFeatures: d, dy: dProj, x: a.attention,
                                        dweight: gb.projWeight)
-            BLAS.linearBackwardInput(pool: pool, rows: rows, inFeatures: d, outFeatures: d, dy: dx,
+            BLAS.linearBackwardInput(pool: pool, rows: rows, inFeatures: d, outFeatures: d, dy: dProj,
                                      weight: blk.projWeight, dx: dattn)
             let tasks = batch * c.numHeads
             pool.run { worker in
                 for task in WorkerPool.split(tasks, parts: pool.threadCount, index: worker) {
                     let b = task / c.numHeads
-                    attentionHeadBackward(dqkv: dqkv + b * t * 3 * d, scratch: scratch + worker * t * t,
-                                          dout: dattn + b * t * d, probs: a.probabilities(task: task, worker: worker),
-                                          qkv: a.qkv + b * t * 3 * d, tokens: t, dim: d, heads: c.numHeads,
+                    attentionHeadBackward(dqkv: dqkv + b * tb * 3 * d, scratch: scratch + worker * t * t,
+                                          dout: dattn + b * tb * d, probs: a.probabilities(task: task, worker: worker),
+                                          qkv: a.qkv + b * tb * 3 * d, tokens: tb, dim: d, heads: c.numHeads,
                                           head: task % c.numHeads)
                 }
             }
@@ -125,16 +146,34 @@ public final class ViTBackward {
                       dweight: gb.norm1Weight, dbias: gb.norm1Bias)
         }
 
-        // Patch embedding and position embedding.
+        // Patch embedding and position embedding (masked positions received no gradient).
+        var dTokens = dx
+        if let kept {
+            dn.update(repeating: 0, count: batch * t * d)
+            pool.parallelFor(batch) { r in
+                for b in r { for j in 0..<tb { (dn + (b * t + Int(kept[b * tb + j])) * d).update(from: dx + (b * tb + j) * d, count: d) } }
+            }
+            dTokens = dn
+        }
+        rows = batch * t
         pool.parallelFor(t * d) { r in
             for b in 0..<batch {
-                let src = dx + b * t * d
+                let src = dTokens + b * t * d
                 for j in r { g.posEmbed[j] += src[j] }
             }
         }
-        biasBackward(g.patchBias, dx, d)
-        BLAS.linearBackwardWeights(pool: pool, rows: rows, inFeatures: c.patchValues, outFeatures: d, dy: dx, x: f.cols,
+        biasBackward(g.patchBias, dTokens, d)
+        BLAS.linearBackwardWeights(pool: pool, rows: rows, inFeatures: c.patchValues, outFeatures: d, dy: dTokens, x: f.cols,
                                    dweight: g.patchWeight)
+
+        /// The gradient of a residual branch's output: dx, or dx times each image's drop-path scale.
+        func branchGradient(_ scales: [Float]?) -> UnsafeMutablePointer<Float> {
+            guard let scales else { return dx }
+            pool.parallelFor(batch) { r in
+                for b in r { for j in 0..<(tb * d) { dgated[b * tb * d + j] = dx[b * tb * d + j] * scales[b] } }
+            }
+            return dgated
+        }
 
         /// dx += LayerNorm backward of `dout`; parameter gradients accumulate.
         func layerNorm(dout: UnsafeMutablePointer<Float>, x: UnsafeMutablePointer<Float>, mean: UnsafeMutablePointer<Float>,

@@ -187,6 +187,51 @@ void   transface__key_value__free_unpacked
   assert(message->base.descriptor == &transface__key_value__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   transface__training_state__init
+                     (Transface__TrainingState         *message)
+{
+  static const Transface__TrainingState init_value = TRANSFACE__TRAINING_STATE__INIT;
+  *message = init_value;
+}
+size_t transface__training_state__get_packed_size
+                     (const Transface__TrainingState *message)
+{
+  assert(message->base.descriptor == &transface__training_state__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t transface__training_state__pack
+                     (const Transface__TrainingState *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &transface__training_state__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t transface__training_state__pack_to_buffer
+                     (const Transface__TrainingState *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &transface__training_state__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Transface__TrainingState *
+       transface__training_state__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Transface__TrainingState *)
+     protobuf_c_message_unpack (&transface__training_state__descriptor,
+                                allocator, len, data);
+}
+void   transface__training_state__free_unpacked
+                     (Transface__TrainingState *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &transface__training_state__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   transface__model_header__init
                      (Transface__ModelHeader         *message)
 {
@@ -657,7 +702,97 @@ const ProtobufCMessageDescriptor transface__key_value__descriptor =
   (ProtobufCMessageInit) transface__key_value__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor transface__model_header__field_descriptors[6] =
+static const ProtobufCFieldDescriptor transface__training_state__field_descriptors[5] =
+{
+  {
+    "config_json",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Transface__TrainingState, config_json),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "step",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Transface__TrainingState, step),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "micro_step",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Transface__TrainingState, micro_step),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "rng_state",
+    4,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_UINT64,
+    offsetof(Transface__TrainingState, n_rng_state),
+    offsetof(Transface__TrainingState, rng_state),
+    NULL,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_PACKED,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "sampler_state",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BYTES,
+    0,   /* quantifier_offset */
+    offsetof(Transface__TrainingState, sampler_state),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned transface__training_state__field_indices_by_name[] = {
+  0,   /* field[0] = config_json */
+  2,   /* field[2] = micro_step */
+  3,   /* field[3] = rng_state */
+  4,   /* field[4] = sampler_state */
+  1,   /* field[1] = step */
+};
+static const ProtobufCIntRange transface__training_state__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 5 }
+};
+const ProtobufCMessageDescriptor transface__training_state__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "transface.TrainingState",
+  "TrainingState",
+  "Transface__TrainingState",
+  "transface",
+  sizeof(Transface__TrainingState),
+  5,
+  transface__training_state__field_descriptors,
+  transface__training_state__field_indices_by_name,
+  1,  transface__training_state__number_ranges,
+  (ProtobufCMessageInit) transface__training_state__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor transface__model_header__field_descriptors[7] =
 {
   {
     "format_version",
@@ -731,6 +866,18 @@ static const ProtobufCFieldDescriptor transface__model_header__field_descriptors
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "training",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Transface__ModelHeader, training),
+    &transface__training_state__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned transface__model_header__field_indices_by_name[] = {
   2,   /* field[2] = config */
@@ -739,11 +886,12 @@ static const unsigned transface__model_header__field_indices_by_name[] = {
   3,   /* field[3] = preprocess */
   1,   /* field[1] = producer */
   5,   /* field[5] = tensors */
+  6,   /* field[6] = training */
 };
 static const ProtobufCIntRange transface__model_header__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 6 }
+  { 0, 7 }
 };
 const ProtobufCMessageDescriptor transface__model_header__descriptor =
 {
@@ -753,7 +901,7 @@ const ProtobufCMessageDescriptor transface__model_header__descriptor =
   "Transface__ModelHeader",
   "transface",
   sizeof(Transface__ModelHeader),
-  6,
+  7,
   transface__model_header__field_descriptors,
   transface__model_header__field_indices_by_name,
   1,  transface__model_header__number_ranges,

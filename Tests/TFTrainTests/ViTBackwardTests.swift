@@ -15,7 +15,13 @@ final class ViTBackwardTests: XCTestCase {
     let config = ViTConfig(imgSize: 27, embedDim: 12, depth: 2, numHeads: 3, mlpHiddenDim: 20, embeddingSize: 6)
     let batch = 3
 
-    func testGradientsMatchFiniteDifferences() throws {
+    func testGradientsMatchFiniteDifferences() throws { try checkGradients(withNoise: false) }
+
+    /// The same with token masking (6 of 9 tokens kept, in shuffled order) and drop path
+    /// (branch scales 0 or 1/0.8): the mask token gets a gradient too.
+    func testGradientsWithMaskingAndDropPathMatchFiniteDifferences() throws { try checkGradients(withNoise: true) }
+
+    private func checkGradients(withNoise: Bool) throws {
         let builder = try ModelBuilder(config: config)
         builder.initializeWeights(seed: 5)
         // Larger-than-default weights so every branch carries signal.
@@ -32,9 +38,17 @@ final class ViTBackwardTests: XCTestCase {
         let forward = try ViTForward(config: config, preprocess: model.preprocess, maxBatch: batch, pool: pool,
                                      keepActivations: true)
         let weights = ViTWeights(layout: model.layout, config: config, base: model.parameters.base)
+        var noise: TrainingNoise?
+        if withNoise {
+            var kept: [Int32] = []
+            for _ in 0..<batch { kept += Array(Array(0..<9).shuffled(using: &rng).prefix(6)).map(Int32.init) }
+            let scales = (0..<(config.depth * 2 * batch)).map { i in i % 5 == 1 ? Float(0) : Float(1 / 0.8) }
+            noise = TrainingNoise(keptTokens: kept, keep: 6, branchScales: scales)
+        }
 
         func loss() throws -> Double {
-            try forward.run(weights: weights, images: images, count: batch, mode: .train(updateRunningStatistics: false))
+            try forward.run(weights: weights, input: .rgb8(images), count: batch, mode: .train(updateRunningStatistics: false),
+                            noise: noise)
             var l = 0.0
             for (a, b) in zip(forward.embeddings, c) { l += Double(a) * Double(b) }
             for (a, b) in zip(forward.patchStd, p) { l += Double(a) * Double(b) }
@@ -47,7 +61,7 @@ final class ViTBackwardTests: XCTestCase {
         try backward.run(weights: weights, grads: gw, forward: forward, dEmbedding: c, dPatchStd: p)
 
         var checked = 0
-        for e in model.layout.entries where e.trainable && e.name != "mask_token" {
+        for e in model.layout.entries where e.trainable && (withNoise || e.name != "mask_token") {
             let values = model.parameters.view(e.offset, e.count)
             let scale = max(values.map { abs($0) }.max()!, 0.05)
             let direction = (0..<e.count).map { _ in Float(rng.normal()) }
@@ -64,6 +78,6 @@ final class ViTBackwardTests: XCTestCase {
                                      "\(e.name): fd \(fd) analytic \(analytic)")
             checked += 1
         }
-        XCTAssertEqual(checked, model.layout.entries.filter { $0.trainable }.count - 1)
+        XCTAssertEqual(checked, model.layout.entries.filter { $0.trainable }.count - (withNoise ? 0 : 1))
     }
 }

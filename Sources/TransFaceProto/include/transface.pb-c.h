@@ -19,6 +19,7 @@ typedef struct Transface__Config Transface__Config;
 typedef struct Transface__Preprocess Transface__Preprocess;
 typedef struct Transface__TensorRecord Transface__TensorRecord;
 typedef struct Transface__KeyValue Transface__KeyValue;
+typedef struct Transface__TrainingState Transface__TrainingState;
 typedef struct Transface__ModelHeader Transface__ModelHeader;
 
 
@@ -124,6 +125,41 @@ struct  Transface__KeyValue
     , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
 
 
+/*
+ * What a training checkpoint (magic "TFCKPT\0\0", same layout) adds to a model: the trainer's
+ * configuration and position. Its tensors are the model's, the class centres
+ * ("partial_fc.weight") and the optimizer moments ("optimizer.<moment>.<tensor name>").
+ */
+struct  Transface__TrainingState
+{
+  ProtobufCMessage base;
+  /*
+   * the trainer configuration, as given
+   */
+  char *config_json;
+  /*
+   * optimizer steps taken
+   */
+  uint64_t step;
+  /*
+   * batches seen (gradient accumulation)
+   */
+  uint64_t micro_step;
+  /*
+   * 4 words per random stream, in stream order
+   */
+  size_t n_rng_state;
+  uint64_t *rng_state;
+  /*
+   * the data loader's position (opaque to the trainer)
+   */
+  ProtobufCBinaryData sampler_state;
+};
+#define TRANSFACE__TRAINING_STATE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&transface__training_state__descriptor) \
+    , (char *)protobuf_c_empty_string, 0, 0, 0,NULL, {0,NULL} }
+
+
 struct  Transface__ModelHeader
 {
   ProtobufCMessage base;
@@ -141,10 +177,14 @@ struct  Transface__ModelHeader
   Transface__KeyValue **metadata;
   size_t n_tensors;
   Transface__TensorRecord **tensors;
+  /*
+   * checkpoints only
+   */
+  Transface__TrainingState *training;
 };
 #define TRANSFACE__MODEL_HEADER__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&transface__model_header__descriptor) \
-    , 0, (char *)protobuf_c_empty_string, NULL, NULL, 0,NULL, 0,NULL }
+    , 0, (char *)protobuf_c_empty_string, NULL, NULL, 0,NULL, 0,NULL, NULL }
 
 
 /* Transface__Config methods */
@@ -223,6 +263,25 @@ Transface__KeyValue *
 void   transface__key_value__free_unpacked
                      (Transface__KeyValue *message,
                       ProtobufCAllocator *allocator);
+/* Transface__TrainingState methods */
+void   transface__training_state__init
+                     (Transface__TrainingState         *message);
+size_t transface__training_state__get_packed_size
+                     (const Transface__TrainingState   *message);
+size_t transface__training_state__pack
+                     (const Transface__TrainingState   *message,
+                      uint8_t             *out);
+size_t transface__training_state__pack_to_buffer
+                     (const Transface__TrainingState   *message,
+                      ProtobufCBuffer     *buffer);
+Transface__TrainingState *
+       transface__training_state__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   transface__training_state__free_unpacked
+                     (Transface__TrainingState *message,
+                      ProtobufCAllocator *allocator);
 /* Transface__ModelHeader methods */
 void   transface__model_header__init
                      (Transface__ModelHeader         *message);
@@ -256,6 +315,9 @@ typedef void (*Transface__TensorRecord_Closure)
 typedef void (*Transface__KeyValue_Closure)
                  (const Transface__KeyValue *message,
                   void *closure_data);
+typedef void (*Transface__TrainingState_Closure)
+                 (const Transface__TrainingState *message,
+                  void *closure_data);
 typedef void (*Transface__ModelHeader_Closure)
                  (const Transface__ModelHeader *message,
                   void *closure_data);
@@ -271,6 +333,7 @@ extern const ProtobufCMessageDescriptor transface__config__descriptor;
 extern const ProtobufCMessageDescriptor transface__preprocess__descriptor;
 extern const ProtobufCMessageDescriptor transface__tensor_record__descriptor;
 extern const ProtobufCMessageDescriptor transface__key_value__descriptor;
+extern const ProtobufCMessageDescriptor transface__training_state__descriptor;
 extern const ProtobufCMessageDescriptor transface__model_header__descriptor;
 
 PROTOBUF_C__END_DECLS
