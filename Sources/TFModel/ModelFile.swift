@@ -55,6 +55,7 @@ public enum ModelFile {
         for e in layout.entries where byName[e.name]!.dims != e.shape {
             throw opened.bad("tensor '\(e.name)' has shape \(byName[e.name]!.dims), expected \(e.shape)")
         }
+        try opened.checkLayout()
         if options.maxWeightBytes > 0 && UInt64(layout.weightBytes) > options.maxWeightBytes {
             throw TransFaceError.invalidArgument("'\(opened.path)': \(layout.weightBytes) bytes of weights exceed the limit of \(options.maxWeightBytes)")
         }

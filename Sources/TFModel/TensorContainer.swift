@@ -94,6 +94,21 @@ public enum TensorContainer {
         let file: ReadableFile
         let dataStart: UInt64
 
+        /// Checks that each record's length fits its shape and that the records tile the data
+        /// section exactly (called after the caller has checked the names and shapes).
+        public func checkLayout() throws {
+            var expectedOffset: UInt64 = 0
+            for t in header.tensors.sorted(by: { $0.offset < $1.offset }) {
+                guard t.dims.count <= 8, t.dims.allSatisfy({ $0 >= 0 }),
+                      let count = try? checkedProduct(t.dims, what: t.name),
+                      t.length == UInt64(count) * UInt64(t.dtype.size) else {
+                    throw bad("tensor '\(t.name)' has \(t.length) bytes for shape \(t.dims)")
+                }
+                guard t.offset == expectedOffset else { throw bad("tensor '\(t.name)' is not where the data layout puts it") }
+                expectedOffset += t.length
+            }
+        }
+
         /// A format error naming the file.
         public func bad(_ message: String) -> TransFaceError { .format("'\(path)': \(message)") }
 
@@ -164,21 +179,17 @@ public enum TensorContainer {
             throw bad("header says format version \(header.formatVersion), preamble \(version)")
         }
         let start = dataStart(headerLength: headerLength)
-        var expectedOffset: UInt64 = 0
-        for t in header.tensors.sorted(by: { $0.offset < $1.offset }) {
-            guard t.dims.count <= 8, t.dims.allSatisfy({ $0 >= 0 }),
-                  let count = try? checkedProduct(t.dims, what: t.name),
-                  t.length == UInt64(count) * UInt64(t.dtype.size) else {
-                throw bad("tensor '\(t.name)' has \(t.length) bytes for shape \(t.dims)")
-            }
-            guard t.offset == expectedOffset else { throw bad("tensor '\(t.name)' is not where the data layout puts it") }
-            expectedOffset += t.length
+        var dataLength: UInt64 = 0
+        for t in header.tensors {
+            let (sum, overflow) = dataLength.addingReportingOverflow(t.length)
+            guard !overflow, sum <= file.size else { throw bad("truncated: tensor '\(t.name)' lies beyond the end of the file") }
+            dataLength = sum
         }
-        guard file.size >= start + expectedOffset else {
-            throw bad("truncated: \(start + expectedOffset) bytes expected, the file has \(file.size)")
+        guard file.size >= start + dataLength else {
+            throw bad("truncated: \(start + dataLength) bytes expected, the file has \(file.size)")
         }
-        guard file.size == start + expectedOffset else {
-            throw bad("\(file.size - start - expectedOffset) unexpected bytes after the tensor data")
+        guard file.size == start + dataLength else {
+            throw bad("\(file.size - start - dataLength) unexpected bytes after the tensor data")
         }
         let padding = try file.readBytes(at: UInt64(preambleSize) + headerLength, count: Int(start - UInt64(preambleSize) - headerLength))
         guard padding.allSatisfy({ $0 == 0 }) else { throw bad("non-zero padding after the header (corrupt file)") }
