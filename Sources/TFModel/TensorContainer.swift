@@ -105,7 +105,15 @@ public enum TensorContainer {
                     throw bad("tensor '\(t.name)' has \(t.length) bytes for shape \(t.dims)")
                 }
                 guard t.offset == expectedOffset else { throw bad("tensor '\(t.name)' is not where the data layout puts it") }
-                expectedOffset += t.length
+                let (next, overflow) = expectedOffset.addingReportingOverflow(t.length)
+                guard !overflow, next <= file.size else { throw bad("truncated: tensor '\(t.name)' lies beyond the end of the file") }
+                expectedOffset = next
+            }
+            guard file.size >= dataStart + expectedOffset else {
+                throw bad("truncated: \(dataStart + expectedOffset) bytes expected, the file has \(file.size)")
+            }
+            guard file.size == dataStart + expectedOffset else {
+                throw bad("\(file.size - dataStart - expectedOffset) unexpected bytes after the tensor data")
             }
         }
 
@@ -179,18 +187,7 @@ public enum TensorContainer {
             throw bad("header says format version \(header.formatVersion), preamble \(version)")
         }
         let start = dataStart(headerLength: headerLength)
-        var dataLength: UInt64 = 0
-        for t in header.tensors {
-            let (sum, overflow) = dataLength.addingReportingOverflow(t.length)
-            guard !overflow, sum <= file.size else { throw bad("truncated: tensor '\(t.name)' lies beyond the end of the file") }
-            dataLength = sum
-        }
-        guard file.size >= start + dataLength else {
-            throw bad("truncated: \(start + dataLength) bytes expected, the file has \(file.size)")
-        }
-        guard file.size == start + dataLength else {
-            throw bad("\(file.size - start - dataLength) unexpected bytes after the tensor data")
-        }
+        guard start <= file.size else { throw bad("truncated: the data section would start at \(start), the file has \(file.size)") }
         let padding = try file.readBytes(at: UInt64(preambleSize) + headerLength, count: Int(start - UInt64(preambleSize) - headerLength))
         guard padding.allSatisfy({ $0 == 0 }) else { throw bad("non-zero padding after the header (corrupt file)") }
         return Opened(path: path, header: header, file: file, dataStart: start)
