@@ -101,6 +101,9 @@ public struct JSONObjectReader {
         self.members = m
     }
 
+    /// Whether the object has `key` at all (even as null).
+    public func has(_ key: String) -> Bool { members.contains { $0.key == key } }
+
     public mutating func value(_ key: String) -> JSONValue? {
         used.insert(key)
         guard let v = members.first(where: { $0.key == key })?.value, v != .null else { return nil }

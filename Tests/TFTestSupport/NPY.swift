@@ -40,6 +40,7 @@ public struct NPYArray {
         case "<f4": values = load(Float.self) { $0 }; bytes = []
         case "<f8": values = load(Double.self) { Float($0) }; bytes = []
         case "<i8": values = load(Int64.self) { Float($0) }; bytes = []
+        case "<i4": values = load(Int32.self) { Float($0) }; bytes = []
         case "|u1": bytes = Array(data.prefix(count)); values = bytes.map(Float.init)
         case "|b1": bytes = Array(data.prefix(count)); values = bytes.map(Float.init)
         default: throw TransFaceError.format("\(path): unsupported dtype \(descr)")

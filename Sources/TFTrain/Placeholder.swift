@@ -1,2 +1,0 @@
-/// Module TFTrain (being built).
-enum TFTrainModule {}
