@@ -65,7 +65,12 @@ public final class Trainer {
 
     /// A trainer starting from `initialModel`'s weights, or from the official initialisation
     /// (seeded by `config.seed`) when nil. The model must have the configured architecture.
-    public init(config: TrainerConfig, initialModel: TransFaceModel? = nil) throws {
+    public convenience init(config: TrainerConfig, initialModel: TransFaceModel? = nil) throws {
+        try self.init(config: config, initialModel: initialModel, allocateOnly: false)
+    }
+
+    /// `allocateOnly` skips the weight initialisation (the caller overwrites every tensor).
+    init(config: TrainerConfig, initialModel: TransFaceModel?, allocateOnly: Bool) throws {
         self.config = config
         let c = config.model
         layout = ParameterLayout(config: c)
@@ -79,6 +84,10 @@ public final class Trainer {
             parameters.base.update(from: m.parameters.base, count: layout.totalCount)
             preprocess = m.preprocess
             metadata = m.metadata
+        } else if allocateOnly {
+            parameters = try FloatSlab(count: layout.totalCount)
+            preprocess = .official(size: c.imgSize)
+            metadata = []
         } else {
             let builder = try ModelBuilder(config: c)
             builder.initializeWeights(seed: config.seed)
@@ -128,6 +137,17 @@ public final class Trainer {
         let v = zip(offsets, sizes).map { slab.view($0, $1) }
         (embeddingGradient, sampleWeights, sampleWeightGradient, patchStdGradient) = (v[0], v[1], v[2], v[3])
         (dpapImages, dpapInput, centreGradientSum) = (v[4], v[5], v[6])
+    }
+
+    /// Moves the step counters (optimizers, schedule) to a saved position.
+    func restorePosition(step: Int, microStep: Int) throws {
+        try require(step >= 0 && microStep >= step, "invalid saved position (step \(step), batch \(microStep))")
+        self.step = step
+        self.microStep = microStep
+        backboneOptimizer.stepCount = step
+        centreOptimizer.stepCount = step
+        scheduler = try PolyScheduler(baseLR: config.learningRate, maxSteps: config.maxSteps, warmupSteps: config.warmupSteps)
+        for _ in 0..<step { scheduler.step() }
     }
 
     /// The learning rate the next optimizer step uses.

@@ -1,0 +1,70 @@
+import TFCore
+import TFModel
+
+/// Training checkpoints: the model's tensors, the class centres, the optimizer moments and the
+/// trainer's position (configuration, step, every RNG stream, the data loader's opaque state)
+/// in a `TensorContainer` of kind `.checkpoint`, written atomically. Resuming continues
+/// bit for bit (with the same thread count).
+extension Trainer {
+    /// Saves at an optimizer-step boundary (not in the middle of gradient accumulation).
+    public func saveCheckpoint(to path: String) throws {
+        guard microStep % config.gradientAccumulation == 0 else {
+            throw TransFaceError(.misuse, "cannot checkpoint in the middle of gradient accumulation (batch \(microStep % config.gradientAccumulation) of \(config.gradientAccumulation))")
+        }
+        guard let seeded = dpapRandom as? SeededDPAPRandom else {
+            throw TransFaceError(.misuse, "a replaced DPAP random source cannot be checkpointed")
+        }
+        let model = try exportModel()
+        var header = ModelFile.header(of: model)
+        var rng = [noiseRNG.state, partialFC.rng.state] + seeded.states
+        header.training = .init(configJSON: config.json, step: UInt64(step), microStep: UInt64(microStep),
+                                rngState: rng.flatMap { [$0.0, $0.1, $0.2, $0.3] }, samplerState: samplerState)
+        rng.removeAll()
+        var tensors = ModelFile.tensors(of: model)
+        tensors.append(.init(name: "partial_fc.weight", shape: [config.numClasses, config.model.embeddingSize],
+                             values: UnsafeBufferPointer(partialFC.weight.all)))
+        for (name, slab, offset, count) in stateTensors() {
+            tensors.append(.init(name: name, shape: [count], values: UnsafeBufferPointer(slab.view(offset, count))))
+        }
+        try withExtendedLifetime(model) {
+            try TensorContainer.write(.checkpoint, header: header, tensors: tensors, to: path)
+        }
+    }
+
+    /// Continues a run from a checkpoint. `threads` overrides the saved thread count (results
+    /// then differ in the last bits from an uninterrupted run).
+    public static func resume(from path: String, threads: Int? = nil) throws -> Trainer {
+        let opened = try TensorContainer.open(.checkpoint, path: path)
+        guard let state = opened.header.training else { throw opened.bad("no training state in the checkpoint") }
+        var config: TrainerConfig
+        do { config = try TrainerConfig.parse(state.configJSON) } catch let e as TransFaceError { throw opened.bad(e.message) }
+        if let threads {
+            try require((1...256).contains(threads), "threads \(threads) is outside 1...256")
+            config.threads = threads
+        }
+        guard config.model.embedDim == opened.header.config.embedDim && config.model.depth == opened.header.config.depth else {
+            throw opened.bad("the stored configuration does not match the stored architecture")
+        }
+        // A trainer of this configuration names the tensors the checkpoint must hold.
+        let probe = try Trainer(config: config, initialModel: nil, allocateOnly: true)
+        let extra = Set(["partial_fc.weight"] + probe.stateTensors().map(\.0))
+        let model = try ModelFile.readModel(opened, extraTensors: extra, options: .init())
+        let records = try opened.recordsByName()
+        for name in extra where records[name] == nil { throw opened.bad("missing tensor \(name)") }
+        let t = try Trainer(config: config, initialModel: model)
+        try opened.read(records["partial_fc.weight"]!, into: t.partialFC.weight.all, verify: true)
+        for (name, slab, offset, count) in t.stateTensors() {
+            try opened.read(records[name]!, into: slab.view(offset, count), verify: true)
+        }
+        guard state.rngState.count == 4 * 6 else { throw opened.bad("\(state.rngState.count / 4) random streams stored, 6 expected") }
+        let words = state.rngState
+        var s: [(UInt64, UInt64, UInt64, UInt64)] = []
+        for i in stride(from: 0, to: words.count, by: 4) { s.append((words[i], words[i + 1], words[i + 2], words[i + 3])) }
+        t.noiseRNG = SeededRNG(state: s[0])
+        t.partialFC.rng = SeededRNG(state: s[1])
+        t.dpapRandom = try SeededDPAPRandom(states: Array(s[2...]))
+        try t.restorePosition(step: Int(state.step), microStep: Int(state.microStep))
+        t.samplerState = state.samplerState
+        return t
+    }
+}
