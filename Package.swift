@@ -41,7 +41,7 @@ let package = Package(
         // Training: backward passes, losses, DPAP (FFTW), EHSM, optimizers, trainer.
         .target(name: "TFTrain", dependencies: ["TFCore", "TFKernels", "TFModel", "CFFTW", "CJSON"]),
         .target(name: "TransFaceC", dependencies: ["TFCore", "TFModel", "TFImage", "TFData", "TFEval", "TFTrain", "CTransFace"]),
-        .executableTarget(name: "TransFaceBench", dependencies: ["TFCore", "TFModel"]),
+        .executableTarget(name: "TransFaceBench", dependencies: ["TFCore", "TFModel", "TFTrain"]),
         .target(name: "TFTestSupport", dependencies: ["TFCore", "TFModel"], path: "Tests/TFTestSupport"),
         .testTarget(name: "TFKernelsTests", dependencies: ["TFKernels", "TFTestSupport"]),
         .testTarget(name: "TFModelTests", dependencies: ["TFModel", "TFTestSupport"]),

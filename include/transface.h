@@ -271,11 +271,413 @@ transface_status transface_builder_build(const transface_builder *builder,
 
 /* ---------------------------------------------------------------- images (decoding, alignment) */
 
+/*
+ * Decoding: JPEG (libjpeg-turbo), PNG (libpng), PNM (P1..P6), recognised by their first bytes.
+ * Every image comes out as 8-bit RGB, rows packed (width * 3 bytes), top row first:
+ *  - grey is expanded to R = G = B; alpha is dropped, not composited (the stored colours, as
+ *    OpenCV's imread); 16-bit samples are scaled to 8 bits; CMYK JPEGs are converted as
+ *    OpenCV does; PNM samples are scaled by 255 / maxval; EXIF orientation is NOT applied.
+ *  - JPEGs are decoded with libjpeg's defaults (accurate integer IDCT, fancy upsampling), as
+ *    OpenCV does: on the reference photos the pixels equal cv2.imread's exactly.
+ *  - Damaged, truncated or foreign data fails with TRANSFACE_FORMAT, never a crash.
+ * Every image function is reentrant and keeps no state: call them from any number of threads
+ * (they run on the calling thread only).
+ */
+typedef enum transface_image_format {
+    TRANSFACE_IMAGE_JPEG = 1,
+    TRANSFACE_IMAGE_PNG = 2,
+    TRANSFACE_IMAGE_PNM = 3 /* PBM, PGM, PPM (P1 to P6), maxval up to 65535 */
+} transface_image_format;
+
+typedef struct transface_decode_params {
+    uint32_t struct_size;
+    uint64_t max_pixels;    /* images whose header claims more pixels (width * height) are refused
+                               with TRANSFACE_INVALID_ARGUMENT before anything is allocated;
+                               default 100,000,000; 0 = no limit beyond the formats' own */
+    int32_t accept_damaged; /* 0 (default): a JPEG libjpeg can only decode with a warning (truncated
+                               file, corrupt data) fails with TRANSFACE_FORMAT; 1: it is returned as
+                               libjpeg reconstructs it (missing parts filled in by libjpeg) */
+} transface_decode_params;
+
+transface_decode_params transface_decode_default_params(void);
+
+/** What an image header says. Set struct_size before the call. */
+typedef struct transface_image_info {
+    uint32_t struct_size;
+    int32_t width;
+    int32_t height;
+    int32_t format;   /* transface_image_format */
+    int32_t channels; /* stored in the file: 1 grey, 2 grey+alpha, 3 colour, 4 colour+alpha or CMYK */
+} transface_image_info;
+
+/**
+ * Decode an encoded image held in memory to RGB. out_info (required) receives the header.
+ * With out_rgb NULL and capacity 0 only the header is read (and checked against max_pixels):
+ * use it to size the buffer, then call again. Otherwise capacity (bytes) must be at least
+ * width * height * 3, else TRANSFACE_INVALID_ARGUMENT (out_info is filled all the same).
+ */
+transface_status transface_decode_image(const uint8_t *data, size_t size,
+                                        const transface_decode_params *params, uint8_t *out_rgb,
+                                        size_t capacity, transface_image_info *out_info);
+/** As transface_decode_image, reading the file at path (TRANSFACE_IO if it cannot be read). */
+transface_status transface_decode_file(const char *path, const transface_decode_params *params,
+                                       uint8_t *out_rgb, size_t capacity,
+                                       transface_image_info *out_info);
+
+/*
+ * Alignment: insightface's norm_crop. A least-squares similarity transform (rotation, uniform
+ * scale, translation; never a reflection) maps 5 landmarks onto a template, then the image is
+ * warped bilinearly into a square RGB crop, black (0) where the source is outside the image.
+ *
+ * Landmarks and template points: 10 floats x0, y0, ..., x4, y4 in pixels (pixel centres at
+ * integers), in this order (image-left and image-right, as seen in the picture):
+ *     0 image-left eye, 1 image-right eye, 2 nose tip,
+ *     3 image-left mouth corner, 4 image-right mouth corner.
+ * (For a frontal face the image-left eye is the subject's right eye. OpenCV's YuNet gives
+ * right eye, left eye, nose, right mouth corner, left mouth corner in the subject's terms,
+ * which is this order.)
+ *
+ * Matrices: 6 doubles, row-major 2x3 [a b c; d e f], mapping image (x, y) to crop
+ * (a x + b y + c, d x + e y + f), as cv2.warpAffine takes them (double, like OpenCV, because
+ * the warp inverts the matrix). The warp uses OpenCV's arithmetic (4.11 and later): results
+ * equal cv2.warpAffine's exactly for the same matrix on the reference photos.
+ */
+typedef enum transface_pixel_format {
+    TRANSFACE_PIXELS_RGB = 0,
+    TRANSFACE_PIXELS_BGR = 1,
+    TRANSFACE_PIXELS_RGBA = 2,
+    TRANSFACE_PIXELS_BGRA = 3,
+    TRANSFACE_PIXELS_GRAY = 4
+} transface_pixel_format;
+
+/**
+ * The ArcFace template for a size x size crop, as insightface's estimate_norm: size a multiple
+ * of 112 scales the 112x112 points by size/112; otherwise a multiple of 128 scales them by
+ * size/128 and adds 8*size/128 to x. Other sizes: TRANSFACE_INVALID_ARGUMENT.
+ */
+transface_status transface_alignment_template(int32_t size, float out_points[10]);
+
+/**
+ * The least-squares similarity transform mapping the 5 points src onto dst (Umeyama, as
+ * scikit-image's SimilarityTransform.estimate, computed in double precision; scikit-image
+ * keeps float32 points in float32, so its matrices differ from these by about 2e-5).
+ * TRANSFACE_NUMERIC when the points are not finite, src points coincide or the fit is degenerate.
+ */
+transface_status transface_estimate_similarity(const float src[10], const float dst[10],
+                                               double out_matrix[6]);
+
+/**
+ * Warp an 8-bit image by matrix (image to output coordinates) into an out_width x out_height
+ * RGB image (capacity >= out_width * out_height * 3 bytes). image: height rows stride bytes
+ * apart (0 = packed), pixels in format. TRANSFACE_NUMERIC when the matrix is singular.
+ */
+transface_status transface_warp_affine(const uint8_t *image, int32_t width, int32_t height,
+                                       size_t stride, transface_pixel_format format,
+                                       const double matrix[6], int32_t out_width,
+                                       int32_t out_height, uint8_t *out_rgb, size_t capacity);
+
+/**
+ * Align a face: the transform from landmarks to template_points (NULL: the ArcFace template
+ * for out_size, see transface_alignment_template; a model's transface_preprocess.align_template
+ * with its input size also works), then the warp into an out_size x out_size RGB crop
+ * (capacity >= out_size * out_size * 3 bytes). out_matrix (may be NULL) receives the matrix.
+ */
+transface_status transface_align_face(const uint8_t *image, int32_t width, int32_t height,
+                                      size_t stride, transface_pixel_format format,
+                                      const float landmarks[10], const float *template_points,
+                                      int32_t out_size, uint8_t *out_rgb, size_t capacity,
+                                      double out_matrix[6]);
+
 /* ---------------------------------------------------------------- datasets */
+
+/*
+ * Training sets in InsightFace's RecordIO form (train.rec + train.idx + property, as MXNet and
+ * dmlc-core write them; no MXNet needed), image folders, list files and .bin verification sets.
+ *
+ * Paths read from inside dataset files (list entries, pairs lists, image names) are resolved
+ * under the dataset's root folder only: absolute paths and ".." components are refused with
+ * TRANSFACE_FORMAT, so a dataset file never names a file outside its root.
+ */
+
+/** An opened RecordIO training set. Reads may come from several threads at once. */
+typedef struct transface_recordio transface_recordio;
+
+/**
+ * Open a RecordIO set: path is the folder holding train.rec and train.idx (and optionally
+ * property), or the .rec file itself (its .idx beside it; without an .idx the file is scanned).
+ * Both layouts of arcface_torch are read: legacy (MS1MV2: record 0 is a header whose labels name
+ * the image and identity key ranges) and flat (RecBuilder, im2rec: every record is an image).
+ */
+transface_status transface_recordio_open(const char *path, transface_recordio **out_recordio);
+/** Close a set (NULL is accepted). */
+void transface_recordio_close(transface_recordio *recordio);
+/** Number of images, or 0 when recordio is NULL. */
+size_t transface_recordio_count(const transface_recordio *recordio);
+/** Number of classes from property or the legacy header; 0 when the set does not say. */
+size_t transface_recordio_num_classes(const transface_recordio *recordio);
+/**
+ * Image index (0 .. count-1): its class (the record's label, or its first label when it has
+ * several) and its encoded bytes as stored (JPEG, PNG, ...). *out_size receives the byte count;
+ * pass image NULL with capacity 0 to learn it, otherwise capacity must be at least that size.
+ * out_label may be NULL.
+ */
+transface_status transface_recordio_read(const transface_recordio *recordio, size_t index,
+                                         int32_t *out_label, uint8_t *image, size_t capacity,
+                                         size_t *out_size);
+
+typedef enum transface_recordio_layout {
+    TRANSFACE_RECORDIO_FLAT = 0,  /* image i at key i, label = class (insightface RecBuilder) */
+    TRANSFACE_RECORDIO_LEGACY = 1 /* header record 0 + images sorted by class at keys 1..N +
+                                     one [start, end) key-range record per class (MS1MV2) */
+} transface_recordio_layout;
+
+typedef struct transface_pack_params {
+    uint32_t struct_size;
+    int32_t layout;       /* transface_recordio_layout; default FLAT */
+    int32_t image_width;  /* written to property; default 112 */
+    int32_t image_height; /* default 112 */
+    int32_t jpeg_quality; /* 0 (default): store every file byte for byte; 1..100: keep JPEG files
+                             as they are and re-encode other images (PNG, PNM) as JPEG of this
+                             quality (insightface's pack_img uses 95) */
+} transface_pack_params;
+
+transface_pack_params transface_pack_default_params(void);
+
+/**
+ * Pack images into output_dir/train.rec, train.idx and property (created atomically; the folder
+ * is created if missing). source is either a folder with one sub-folder of images per identity
+ * (labels 0, 1, ... in sorted folder-name order), or a list file of "path<TAB>label" lines (an
+ * optional header line; further columns ignored) whose paths are relative to root (NULL: the list
+ * file's folder). Image files are stored byte for byte unless params->jpeg_quality asks for
+ * non-JPEG images to be re-encoded (aligned faces are expected: nothing is resized or aligned).
+ * *out_images (may be NULL) receives the number of images packed.
+ */
+transface_status transface_recordio_pack(const char *source, const char *root,
+                                         const char *output_dir,
+                                         const transface_pack_params *params, size_t *out_images);
+
+/**
+ * A verification set in insightface's .bin form (lfw.bin, cfp_fp.bin, agedb_30.bin, ...): a
+ * pickle of (bins, issame_list), pair i being images 2i and 2i+1. It is read by a safe parser of
+ * the pickle subset these files use (protocols 2 to 5, Python 2 str and Python 3 bytes, numpy
+ * uint8 arrays): nothing in the file is ever executed; anything else fails with TRANSFACE_FORMAT.
+ */
+typedef struct transface_bin transface_bin;
+
+/** Read a .bin file into memory. */
+transface_status transface_bin_open(const char *path, transface_bin **out_bin);
+/** Release a set (NULL is accepted). */
+void transface_bin_close(transface_bin *bin);
+/** Number of pairs, or 0 when bin is NULL. */
+size_t transface_bin_pair_count(const transface_bin *bin);
+/**
+ * The encoded bytes of image index (0 .. 2 * pairs - 1); *out_data lives as long as bin.
+ */
+transface_status transface_bin_image(const transface_bin *bin, size_t index,
+                                     const uint8_t **out_data, size_t *out_size);
+/** The same-person flag (1 or 0) of every pair; capacity >= pairs. */
+transface_status transface_bin_issame(const transface_bin *bin, uint8_t *out_issame,
+                                      size_t capacity);
+/**
+ * Write a .bin set (atomically) as pickle.dump((bins, issame_list), f, protocol) does: images[i]
+ * of sizes[i] bytes for i < 2 * pairs, issame[pairs] (non-zero = same). protocol 3, 4 or 5 gives
+ * the bytes CPython writes (0 means 4, Python 3's usual HIGHEST_PROTOCOL for these files); 2
+ * writes Python 2 str opcodes, which Python 3 reads with encoding='bytes'.
+ */
+transface_status transface_bin_write(const char *path, const uint8_t *const *images,
+                                     const size_t *sizes, const uint8_t *issame, size_t pairs,
+                                     int32_t protocol);
 
 /* ---------------------------------------------------------------- evaluation */
 
+/*
+ * Face verification as insightface's eval/verification.py computes it, to the last bit on
+ * float64 distances: embeddings L2-normalised (float64), distance = squared L2 of the pair's
+ * difference, thresholds 0, 0.01, ..., 3.99 (np.arange(0, 4, 0.01)), KFold(folds, shuffle=False)
+ * (contiguous folds, the first pairs % folds one pair larger); per fold the best threshold is the
+ * first argmax of the accuracy on the other folds and the fold's accuracy is measured at it; a
+ * pair is "same" iff distance < threshold. VAL@FAR: thresholds np.arange(0, 4, 0.001), the
+ * threshold reaching far_target on the training folds interpolated linearly (as SciPy's
+ * interp1d(kind='slinear'); the last threshold of a run of equal FARs; 0 if never reached), then
+ * VAL and FAR of the test fold; NaN for a fold without same (or different) pairs.
+ */
+
+/** Largest number of folds (the size of the per-fold arrays of transface_verify_result). */
+#define TRANSFACE_MAX_FOLDS 64
+/** Number of thresholds of the verification ROC (transface_verify_roc). */
+#define TRANSFACE_VERIFY_THRESHOLDS 400
+
+typedef struct transface_verify_params {
+    uint32_t struct_size;
+    int32_t folds;               /* 1 .. TRANSFACE_MAX_FOLDS and at most the pair count; 10 */
+    int32_t interleaved;         /* 0 (default): contiguous folds, as the official code; 1: pair i
+                                    goes to fold i % folds, for files sorted by class such as LFW's
+                                    pairsDevTest.txt (500 same, then 500 different pairs) */
+    int32_t flip;                /* evaluate_*: add the mirrored face's embedding (1, official) */
+    double far_target;           /* VAL@FAR target; 1e-3 */
+    const char *pair_naming;     /* evaluate_pairs, LFW pairs.txt form: the path of "name number",
+                                    {name}, {num} and {num4} (4 digits) replaced; NULL =
+                                    "{name}/{name}_{num4}.jpg" */
+    const char *landmark_source; /* evaluate_pairs: preferred value of the landmark table's
+                                    `source` column; NULL = the first row of each image */
+} transface_verify_params;
+
+transface_verify_params transface_verify_default_params(void);
+
+/** Verification results. Set struct_size before the call. */
+typedef struct transface_verify_result {
+    uint32_t struct_size;
+    int32_t folds;
+    size_t pairs;
+    double accuracy_mean;                       /* mean and population std of fold_accuracy */
+    double accuracy_std;
+    double fold_accuracy[TRANSFACE_MAX_FOLDS];  /* first `folds` entries used */
+    double fold_threshold[TRANSFACE_MAX_FOLDS]; /* each fold's best threshold */
+    double best_threshold;                      /* first argmax threshold on all pairs at once */
+    double best_accuracy;                       /* its accuracy on all pairs */
+    double far_target;
+    double val_mean;                            /* VAL@far_target over folds: mean, std */
+    double val_std;
+    double far_mean;                            /* mean FAR at the chosen thresholds */
+    double xnorm;       /* evaluate_*: mean norm of the raw embeddings (of the original and the
+                           mirrored faces), insightface's "XNorm"; NaN otherwise */
+    size_t images;      /* evaluate_*: distinct images embedded; 0 otherwise */
+} transface_verify_result;
+
+/**
+ * Squared L2 distances of pairs after float64 L2-normalisation of every row (dim floats each):
+ * pair i = (emb1 row i, emb2 row i), or with emb2 NULL rows 2i and 2i+1 of emb1 (the .bin
+ * order). out_distances holds pairs doubles. TRANSFACE_NUMERIC for a zero or non-finite row.
+ */
+transface_status transface_pair_distances(const float *emb1, const float *emb2, size_t pairs,
+                                          size_t dim, double *out_distances);
+/** The verification protocol on embeddings (emb2 NULL: interleaved rows, as above). */
+transface_status transface_verify_embeddings(const float *emb1, const float *emb2,
+                                             const uint8_t *issame, size_t pairs, size_t dim,
+                                             const transface_verify_params *params,
+                                             transface_verify_result *out);
+/** The verification protocol on precomputed squared distances. */
+transface_status transface_verify_distances(const double *distances, const uint8_t *issame,
+                                            size_t pairs, const transface_verify_params *params,
+                                            transface_verify_result *out);
+/**
+ * The protocol's ROC: for each of the TRANSFACE_VERIFY_THRESHOLDS thresholds (i * 0.01), the
+ * mean over folds of the test fold's TPR and FPR (calculate_roc's tpr, fpr). capacity >= 400.
+ */
+transface_status transface_verify_roc(const double *distances, const uint8_t *issame,
+                                      size_t pairs, const transface_verify_params *params,
+                                      double *out_thresholds, double *out_tpr, double *out_fpr,
+                                      size_t capacity);
+
+/**
+ * The ROC of similarity scores (higher = more alike) as sklearn.metrics.roc_curve computes it:
+ * one point per distinct score (accept iff score >= threshold), collinear points dropped
+ * (drop_intermediate), a first point (0, 0) at threshold +inf. labels: non-zero = genuine pair.
+ * *out_points receives the number of points; pass NULL arrays with capacity 0 to learn it.
+ */
+transface_status transface_roc_curve(const double *scores, const uint8_t *labels, size_t n,
+                                     double *out_fpr, double *out_tpr, double *out_thresholds,
+                                     size_t capacity, size_t *out_points);
+/**
+ * TAR (TPR) at each target FAR in fars, with the convention of insightface's IJB evaluation
+ * (eval_ijbc.py): on that ROC, the point whose FPR is closest to the target (among equally
+ * close points the one with the largest TPR), which may lie above the target.
+ * out_thresholds (may be NULL) receives each point's score threshold.
+ */
+transface_status transface_tar_at_far(const double *scores, const uint8_t *labels, size_t n,
+                                      const double *fars, size_t nfars, double *out_tar,
+                                      double *out_thresholds);
+
+/**
+ * Evaluate a model on a .bin verification set: every image is decoded and must be an aligned
+ * face of the model's input size; the original (and, with flip, mirrored) faces are embedded
+ * with context, summed, and verified as above.
+ */
+transface_status transface_evaluate_bin(transface_context *context, const char *bin_path,
+                                        const transface_verify_params *params,
+                                        transface_verify_result *out);
+/**
+ * Evaluate a model on a pairs list: a TSV with a header naming path1, path2 and same (the form
+ * of ../shared/data/lfw/splits/devtest_pairs.tsv) or an LFW pairs.txt (View 1 or 2, paths made
+ * with params->pair_naming). Image paths are relative to image_root. With landmarks_path (a TSV
+ * with columns path, leye_x, leye_y, ..., rmouth_y, optionally source), each image is aligned
+ * with its landmarks to the model's template; without it, images must already be aligned faces
+ * of the model's input size. Each distinct image is embedded once.
+ */
+transface_status transface_evaluate_pairs(transface_context *context, const char *pairs_path,
+                                          const char *image_root, const char *landmarks_path,
+                                          const transface_verify_params *params,
+                                          transface_verify_result *out);
+
 /* ---------------------------------------------------------------- training */
+
+/**
+ * DPAP's amplitude-spectrum mix of one patch, the official FFT.amplitude_spectrum_mix with a given
+ * lambda: per channel, with F1, F2 the 2-D DFTs of source and partner,
+ *   out = uint8(clip(real(ifft2(A * exp(i * angle(F1)))), 0, 255))   (truncated, not rounded)
+ * where A = lambda * |F2| + (1 - lambda) * |F1| inside the centred crop of the fftshifted spectrum
+ * (h_crop = int(height * sqrt(ratio)), likewise w; ratio 1 mixes every frequency, as training
+ * does) and |F1| outside. source, partner and out hold height * width * channels bytes, row by
+ * row, channels interleaved (official DPAP: 9 x 9 x 3); out may be source or partner. lambda must
+ * be finite (DPAP draws it from U(0, 1)); ratio in [0, 1]. Single-precision FFT: an output byte
+ * can differ by one from NumPy's where the exact value is an integer (e.g. lambda 0).
+ */
+transface_status transface_amplitude_mix(const uint8_t *source, const uint8_t *partner,
+                                         int32_t height, int32_t width, int32_t channels,
+                                         double lambda, double ratio, uint8_t *out, size_t capacity);
+
+/*
+ * Training. A trainer owns parameters, gradients, optimizer moments, class centres (Partial FC)
+ * and seeded random streams; transface_trainer_step runs the official TransFace iteration
+ * (a train-mode pass without gradient ranks patches by SE weight, DPAP mixes amplitude spectra,
+ * the second pass computes the EHSM-weighted margin loss, backward, clipping, optimizer step).
+ * The configuration is JSON (keys documented in README.md; unknown keys are errors), e.g.
+ *   {"arch": "vit_t", "num_classes": 1000, "batch_size": 32, "threads": 2}
+ * A trainer is used by one thread at a time; its worker threads are its own.
+ */
+typedef struct transface_trainer transface_trainer;
+
+/** A trainer from a JSON configuration; weights from init_model (same architecture) or, when
+ *  NULL, the official initialisation seeded by the configuration's "seed". */
+transface_status transface_trainer_create(const char *config_json, const transface_model *init_model,
+                                          transface_trainer **out_trainer);
+/** Continue from a checkpoint; num_threads 0 keeps the saved count (needed for bit-exact
+ *  continuation). */
+transface_status transface_trainer_resume(const char *checkpoint_path, int32_t num_threads,
+                                          transface_trainer **out_trainer);
+void transface_trainer_free(transface_trainer *trainer);
+
+/** What one step did. Set struct_size before the call. */
+typedef struct transface_step_result {
+    uint32_t struct_size;
+    double loss;              /* the trained pass's loss */
+    double first_pass_loss;   /* the no-gradient pass's loss (DPAP on), else NaN */
+    double learning_rate;     /* the rate this step used */
+    double gradient_norm;     /* backbone gradient norm before clipping (NaN: no optimizer step) */
+    double clip_coefficient;  /* factor applied to the backbone gradients (1: not clipped) */
+    int32_t optimizer_stepped; /* 1 when the batch completed an optimizer step */
+    int32_t skipped;          /* 1 when skipped for a non-finite value ("non_finite": "skip") */
+    int32_t images_augmented; /* images DPAP changed */
+    uint64_t step;            /* optimizer steps taken so far */
+    double seconds;           /* wall time of the call */
+} transface_step_result;
+
+/** One batch: batch_size RGB images of the configured size and their labels in
+ *  [0, num_classes). A non-finite loss or gradient fails with TRANSFACE_NUMERIC and changes
+ *  nothing (unless the configuration says "non_finite": "skip"). out may be NULL. */
+transface_status transface_trainer_step(transface_trainer *trainer, const uint8_t *images,
+                                        const int32_t *labels, size_t count, int32_t width,
+                                        int32_t height, transface_step_result *out);
+/** Write a checkpoint (atomically); resume with transface_trainer_resume. */
+transface_status transface_trainer_save_checkpoint(const transface_trainer *trainer, const char *path);
+/** Write the current weights as a model file for inference. */
+transface_status transface_trainer_export_model(const transface_trainer *trainer, const char *path);
+/** Number of values of a tensor: a parameter by its official name, "partial_fc.weight",
+ *  "gradient.<name>", "optimizer.<exp_avg|exp_avg_sq|momentum_buffer>.<name>". */
+transface_status transface_trainer_tensor_size(const transface_trainer *trainer, const char *name,
+                                               size_t *out_count);
+transface_status transface_trainer_read_tensor(const transface_trainer *trainer, const char *name,
+                                               float *out, size_t capacity);
 
 #ifdef __cplusplus
 }

@@ -3,11 +3,14 @@
 //   transface-bench make-model ARCH OUT.tfm            official-init model of a preset
 //   transface-bench embed (ARCH | MODEL.tfm) [--threads N] [--batch 1,8] [--seconds S]
 //   transface-bench load MODEL.tfm                     load time and peak RSS of loading
+//   transface-bench train ARCH [--batch 32] [--classes 1000] [--threads 2] [--steps 4] [--no-dpap]
+//                                                      official training steps per second
 //
 // Prints one JSON object per measurement. OpenBLAS's kernel choice is printed too: run with
 // OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE unset for its full speed on this machine (say so).
 import TFCore
 import TFModel
+import TFTrain
 
 #if canImport(Glibc)
 import Glibc
@@ -94,6 +97,35 @@ func loadBenchmark(_ args: [String]) throws {
     print(#"{"bench":"load","arch":"\#(m.config.arch)","seconds":\#((elapsed * 1000).rounded() / 1000),"weight_mb":\#(weights >> 20),"rss_before_mb":\#(before >> 20),"peak_rss_mb":\#(peak >> 20),"peak_over_weights":\#((Double(peak - before) / Double(weights) * 1000).rounded() / 1000)}"#)
 }
 
+func trainBenchmark(_ args: [String]) throws {
+    guard let arch = args.first else { fail("train needs an ARCH") }
+    let batch = Int(option(args, "--batch") ?? "32") ?? 32
+    let classes = Int(option(args, "--classes") ?? "1000") ?? 1000
+    let threads = Int(option(args, "--threads") ?? "2") ?? 2
+    let steps = Int(option(args, "--steps") ?? "4") ?? 4
+    let dpap = !args.contains("--no-dpap")
+    let json = """
+    {"arch": "\(arch)", "num_classes": \(classes), "batch_size": \(batch), "threads": \(threads),
+     "dpap": {"enabled": \(dpap)}, "schedule": {"warmup_steps": 0, "max_steps": 1000}}
+    """
+    let trainer = try Trainer(config: try TrainerConfig.parse(json))
+    let side = trainer.config.model.imgSize
+    var rng = SeededRNG(seed: 4)
+    let images = (0..<(batch * side * side * 3)).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+    let labels = (0..<batch).map { Int32($0 % classes) }
+    _ = try trainer.step(images: images, labels: labels)  // warm-up
+    var rates: [Double] = [], phases: [String: Double] = [:]
+    for _ in 0..<steps {
+        let t0 = now()
+        let r = try trainer.step(images: images, labels: labels)
+        rates.append(Double(batch) / (now() - t0))
+        for (p, s) in r.timings { phases[p, default: 0] += s / Double(steps) }
+    }
+    rates.sort()
+    let split = phases.sorted { $0.key < $1.key }.map { #""\#($0.key)":\#(($0.value * 1000).rounded() / 1000)"# }.joined(separator: ",")
+    print(#"{"bench":"train","arch":"\#(arch)","batch":\#(batch),"classes":\#(classes),"threads":\#(threads),"dpap":\#(dpap),"images_per_s":\#((rates[rates.count / 2] * 100).rounded() / 100),"steps":\#(steps),"seconds_per_phase":{\#(split)},"peak_rss_mb":\#(peakRSS() >> 20),"openblas_core":"\#(BLAS.coreName)"}"#)
+}
+
 let args = Array(CommandLine.arguments.dropFirst())
 do {
     switch args.first {
@@ -105,7 +137,8 @@ do {
         try builder.save(to: args[2])
     case "embed": try embedBenchmark(Array(args.dropFirst()))
     case "load": try loadBenchmark(Array(args.dropFirst()))
-    default: fail("usage: transface-bench make-model|embed|load ... (see the source header)")
+    case "train": try trainBenchmark(Array(args.dropFirst()))
+    default: fail("usage: transface-bench make-model|embed|load|train ... (see the source header)")
     }
 } catch {
     fail("\(error)")

@@ -46,13 +46,51 @@ func checkSignaturesAgainstHeader() {
 }
 
 func checkImageSignaturesAgainstHeader() {
+    same(CTransFace.transface_align_face, TransFaceC.transface_align_face)
+    same(CTransFace.transface_alignment_template, TransFaceC.transface_alignment_template)
+    same(CTransFace.transface_decode_default_params, TransFaceC.transface_decode_default_params)
+    same(CTransFace.transface_decode_file, TransFaceC.transface_decode_file)
+    same(CTransFace.transface_decode_image, TransFaceC.transface_decode_image)
+    same(CTransFace.transface_estimate_similarity, TransFaceC.transface_estimate_similarity)
+    same(CTransFace.transface_warp_affine, TransFaceC.transface_warp_affine)
 }
 
 func checkDataSignaturesAgainstHeader() {
+    same(CTransFace.transface_bin_close, TransFaceC.transface_bin_close)
+    same(CTransFace.transface_bin_image, TransFaceC.transface_bin_image)
+    same(CTransFace.transface_bin_issame, TransFaceC.transface_bin_issame)
+    same(CTransFace.transface_bin_open, TransFaceC.transface_bin_open)
+    same(CTransFace.transface_bin_pair_count, TransFaceC.transface_bin_pair_count)
+    same(CTransFace.transface_bin_write, TransFaceC.transface_bin_write)
+    same(CTransFace.transface_pack_default_params, TransFaceC.transface_pack_default_params)
+    same(CTransFace.transface_recordio_close, TransFaceC.transface_recordio_close)
+    same(CTransFace.transface_recordio_count, TransFaceC.transface_recordio_count)
+    same(CTransFace.transface_recordio_num_classes, TransFaceC.transface_recordio_num_classes)
+    same(CTransFace.transface_recordio_open, TransFaceC.transface_recordio_open)
+    same(CTransFace.transface_recordio_pack, TransFaceC.transface_recordio_pack)
+    same(CTransFace.transface_recordio_read, TransFaceC.transface_recordio_read)
 }
 
 func checkEvalSignaturesAgainstHeader() {
+    same(CTransFace.transface_evaluate_bin, TransFaceC.transface_evaluate_bin)
+    same(CTransFace.transface_evaluate_pairs, TransFaceC.transface_evaluate_pairs)
+    same(CTransFace.transface_pair_distances, TransFaceC.transface_pair_distances)
+    same(CTransFace.transface_roc_curve, TransFaceC.transface_roc_curve)
+    same(CTransFace.transface_tar_at_far, TransFaceC.transface_tar_at_far)
+    same(CTransFace.transface_verify_default_params, TransFaceC.transface_verify_default_params)
+    same(CTransFace.transface_verify_distances, TransFaceC.transface_verify_distances)
+    same(CTransFace.transface_verify_embeddings, TransFaceC.transface_verify_embeddings)
+    same(CTransFace.transface_verify_roc, TransFaceC.transface_verify_roc)
 }
 
 func checkTrainSignaturesAgainstHeader() {
+    same(CTransFace.transface_amplitude_mix, TransFaceC.transface_amplitude_mix)
+    same(CTransFace.transface_trainer_create, TransFaceC.transface_trainer_create)
+    same(CTransFace.transface_trainer_resume, TransFaceC.transface_trainer_resume)
+    same(CTransFace.transface_trainer_free, TransFaceC.transface_trainer_free)
+    same(CTransFace.transface_trainer_step, TransFaceC.transface_trainer_step)
+    same(CTransFace.transface_trainer_save_checkpoint, TransFaceC.transface_trainer_save_checkpoint)
+    same(CTransFace.transface_trainer_export_model, TransFaceC.transface_trainer_export_model)
+    same(CTransFace.transface_trainer_tensor_size, TransFaceC.transface_trainer_tensor_size)
+    same(CTransFace.transface_trainer_read_tensor, TransFaceC.transface_trainer_read_tensor)
 }

@@ -68,6 +68,9 @@ else
   SKIP  test_parity (no $refdir)"
 fi
 step "test_cxx" "$build/test_cxx"
+step "test_image (decoding, alignment; parity with ../shared/reference/align)" sh -c "$CC $cflags -o '$build/test_image' '$here/test_image.c' $link -lm && '$build/test_image' '$repo/../shared'"
+step "test_train (trainer: steps, checkpoint and exact resume, errors)" sh -c "$CC $cflags -o '$build/test_train' '$here/test_train.c' $link -lm && '$build/test_train'"
+step "test_data_eval (datasets, evaluation; parity with ../shared/reference/verification)" sh -c "$CC $cflags -o '$build/test_data_eval' '$here/test_data_eval.c' $link -lm && '$build/test_data_eval' '$repo/../shared'"
 
 if [ "${TRANSFACE_VALGRIND:-0}" = 1 ]; then
     if command -v valgrind >/dev/null 2>&1; then

@@ -14,6 +14,12 @@ from ._lib import (AbortedError, Error, FileError, FormatError, InternalError,
                    NumericError, OutOfMemoryError)
 from ._api import (Builder, Config, Context, Model, Preprocess, compare, config_preset,
                    format_version, presets, version, version_number)
+from ._image import (ImageInfo, align_face, alignment_template, decode_image, estimate_similarity,
+                     image_info, warp_affine)
+from ._data import RecordIO, read_bin, write_bin
+from ._train import Trainer, amplitude_mix
+from ._eval import (STANDARD_FARS, VerifyResult, pair_distances, roc_curve, tar_at_far, verify,
+                    verify_distances)
 
 __version__ = "0.1.0"
 
@@ -24,6 +30,11 @@ __all__ = [
     "AbortedError", "NumericError", "MisuseError", "InternalError", "NotFoundError",
     "LibraryNotFoundError",
 ]
+__all__ += ["decode_image", "image_info", "ImageInfo", "align_face", "alignment_template",
+            "estimate_similarity", "warp_affine"]
+
+__all__ += ["RecordIO", "read_bin", "write_bin", "verify", "verify_distances", "pair_distances",
+            "roc_curve", "tar_at_far", "VerifyResult", "STANDARD_FARS"]
 
 
 def library_path():
@@ -31,3 +42,4 @@ def library_path():
     from . import _lib
     _lib.lib()
     return _lib.library_path
+__all__ += ["Trainer", "amplitude_mix"]

@@ -13,7 +13,7 @@ import ctypes
 import ctypes.util
 import os
 import threading
-from ctypes import (POINTER, Structure, c_char, c_char_p, c_float, c_int, c_int32, c_int64,
+from ctypes import (POINTER, Structure, c_char, c_char_p, c_double, c_float, c_int, c_int32, c_int64,
                     c_size_t, c_uint8, c_uint32, c_uint64, c_void_p)
 
 __all__ = [
@@ -277,6 +277,190 @@ STRUCTS = {
     "transface_tensor_info": transface_tensor_info,
     "transface_context_params": transface_context_params,
 }
+
+# ------------------------------------------------------------------ images (decoding, alignment)
+
+TRANSFACE_IMAGE_JPEG = 1
+TRANSFACE_IMAGE_PNG = 2
+TRANSFACE_IMAGE_PNM = 3
+
+TRANSFACE_PIXELS_RGB = 0
+TRANSFACE_PIXELS_BGR = 1
+TRANSFACE_PIXELS_RGBA = 2
+TRANSFACE_PIXELS_BGRA = 3
+TRANSFACE_PIXELS_GRAY = 4
+
+
+class transface_decode_params(Structure):
+    _fields_ = [
+        ("struct_size", c_uint32),
+        ("max_pixels", c_uint64),
+        ("accept_damaged", c_int32),
+    ]
+
+
+class transface_image_info(Structure):
+    _fields_ = [
+        ("struct_size", c_uint32),
+        ("width", c_int32),
+        ("height", c_int32),
+        ("format", c_int32),
+        ("channels", c_int32),
+    ]
+
+
+transface_pixel_format = c_int
+double_p = POINTER(ctypes.c_double)
+
+FUNCTIONS.update({
+    "transface_decode_default_params": (transface_decode_params, []),
+    "transface_decode_image": (transface_status, [u8_p, c_size_t, POINTER(transface_decode_params),
+                                                  u8_p, c_size_t, POINTER(transface_image_info)]),
+    "transface_decode_file": (transface_status, [c_char_p, POINTER(transface_decode_params), u8_p,
+                                                 c_size_t, POINTER(transface_image_info)]),
+    "transface_alignment_template": (transface_status, [c_int32, float_p]),
+    "transface_estimate_similarity": (transface_status, [float_p, float_p, double_p]),
+    "transface_warp_affine": (transface_status, [u8_p, c_int32, c_int32, c_size_t,
+                                                 transface_pixel_format, double_p, c_int32,
+                                                 c_int32, u8_p, c_size_t]),
+    "transface_align_face": (transface_status, [u8_p, c_int32, c_int32, c_size_t,
+                                                transface_pixel_format, float_p, float_p, c_int32,
+                                                u8_p, c_size_t, double_p]),
+})
+
+STRUCTS.update({
+    "transface_decode_params": transface_decode_params,
+    "transface_image_info": transface_image_info,
+})
+
+# ------------------------------------------------------------------ datasets and evaluation
+
+TRANSFACE_RECORDIO_FLAT = 0
+TRANSFACE_RECORDIO_LEGACY = 1
+TRANSFACE_MAX_FOLDS = 64
+TRANSFACE_VERIFY_THRESHOLDS = 400
+
+
+class transface_pack_params(Structure):
+    _fields_ = [
+        ("struct_size", c_uint32),
+        ("layout", c_int32),
+        ("image_width", c_int32),
+        ("image_height", c_int32),
+        ("jpeg_quality", c_int32),
+    ]
+
+
+class transface_verify_params(Structure):
+    _fields_ = [
+        ("struct_size", c_uint32),
+        ("folds", c_int32),
+        ("interleaved", c_int32),
+        ("flip", c_int32),
+        ("far_target", ctypes.c_double),
+        ("pair_naming", c_char_p),
+        ("landmark_source", c_char_p),
+    ]
+
+
+class transface_verify_result(Structure):
+    _fields_ = [
+        ("struct_size", c_uint32),
+        ("folds", c_int32),
+        ("pairs", c_size_t),
+        ("accuracy_mean", ctypes.c_double),
+        ("accuracy_std", ctypes.c_double),
+        ("fold_accuracy", ctypes.c_double * TRANSFACE_MAX_FOLDS),
+        ("fold_threshold", ctypes.c_double * TRANSFACE_MAX_FOLDS),
+        ("best_threshold", ctypes.c_double),
+        ("best_accuracy", ctypes.c_double),
+        ("far_target", ctypes.c_double),
+        ("val_mean", ctypes.c_double),
+        ("val_std", ctypes.c_double),
+        ("far_mean", ctypes.c_double),
+        ("xnorm", ctypes.c_double),
+        ("images", c_size_t),
+    ]
+
+
+transface_recordio_p = c_void_p
+transface_bin_p = c_void_p
+f64_p = POINTER(ctypes.c_double)
+size_p = POINTER(c_size_t)
+
+FUNCTIONS.update({
+    "transface_recordio_open": (transface_status, [c_char_p, POINTER(transface_recordio_p)]),
+    "transface_recordio_close": (None, [transface_recordio_p]),
+    "transface_recordio_count": (c_size_t, [transface_recordio_p]),
+    "transface_recordio_num_classes": (c_size_t, [transface_recordio_p]),
+    "transface_recordio_read": (transface_status, [transface_recordio_p, c_size_t, POINTER(c_int32),
+                                                   u8_p, c_size_t, size_p]),
+    "transface_pack_default_params": (transface_pack_params, []),
+    "transface_recordio_pack": (transface_status, [c_char_p, c_char_p, c_char_p,
+                                                   POINTER(transface_pack_params), size_p]),
+    "transface_bin_open": (transface_status, [c_char_p, POINTER(transface_bin_p)]),
+    "transface_bin_close": (None, [transface_bin_p]),
+    "transface_bin_pair_count": (c_size_t, [transface_bin_p]),
+    "transface_bin_image": (transface_status, [transface_bin_p, c_size_t, POINTER(u8_p), size_p]),
+    "transface_bin_issame": (transface_status, [transface_bin_p, u8_p, c_size_t]),
+    "transface_bin_write": (transface_status, [c_char_p, POINTER(u8_p), size_p, u8_p, c_size_t,
+                                               c_int32]),
+    "transface_verify_default_params": (transface_verify_params, []),
+    "transface_pair_distances": (transface_status, [float_p, float_p, c_size_t, c_size_t, f64_p]),
+    "transface_verify_embeddings": (transface_status, [float_p, float_p, u8_p, c_size_t, c_size_t,
+                                                       POINTER(transface_verify_params),
+                                                       POINTER(transface_verify_result)]),
+    "transface_verify_distances": (transface_status, [f64_p, u8_p, c_size_t,
+                                                      POINTER(transface_verify_params),
+                                                      POINTER(transface_verify_result)]),
+    "transface_verify_roc": (transface_status, [f64_p, u8_p, c_size_t,
+                                                POINTER(transface_verify_params), f64_p, f64_p,
+                                                f64_p, c_size_t]),
+    "transface_roc_curve": (transface_status, [f64_p, u8_p, c_size_t, f64_p, f64_p, f64_p,
+                                               c_size_t, size_p]),
+    "transface_tar_at_far": (transface_status, [f64_p, u8_p, c_size_t, f64_p, c_size_t, f64_p,
+                                                f64_p]),
+    "transface_evaluate_bin": (transface_status, [transface_context_p, c_char_p,
+                                                  POINTER(transface_verify_params),
+                                                  POINTER(transface_verify_result)]),
+    "transface_evaluate_pairs": (transface_status, [transface_context_p, c_char_p, c_char_p,
+                                                    c_char_p, POINTER(transface_verify_params),
+                                                    POINTER(transface_verify_result)]),
+})
+
+STRUCTS.update({
+    "transface_pack_params": transface_pack_params,
+    "transface_verify_params": transface_verify_params,
+    "transface_verify_result": transface_verify_result,
+})
+
+# ------------------------------------------------------------------ training
+
+
+class transface_step_result(Structure):
+    _fields_ = [("struct_size", c_uint32), ("loss", c_double), ("first_pass_loss", c_double),
+                ("learning_rate", c_double), ("gradient_norm", c_double), ("clip_coefficient", c_double),
+                ("optimizer_stepped", c_int32), ("skipped", c_int32), ("images_augmented", c_int32),
+                ("step", c_uint64), ("seconds", c_double)]
+
+
+transface_trainer_p = c_void_p
+
+FUNCTIONS.update({
+    "transface_amplitude_mix": (transface_status, [u8_p, u8_p, c_int32, c_int32, c_int32, c_double, c_double,
+                                                   u8_p, c_size_t]),
+    "transface_trainer_create": (transface_status, [c_char_p, transface_model_p, POINTER(transface_trainer_p)]),
+    "transface_trainer_resume": (transface_status, [c_char_p, c_int32, POINTER(transface_trainer_p)]),
+    "transface_trainer_free": (None, [transface_trainer_p]),
+    "transface_trainer_step": (transface_status, [transface_trainer_p, u8_p, POINTER(c_int32), c_size_t, c_int32,
+                                                  c_int32, POINTER(transface_step_result)]),
+    "transface_trainer_save_checkpoint": (transface_status, [transface_trainer_p, c_char_p]),
+    "transface_trainer_export_model": (transface_status, [transface_trainer_p, c_char_p]),
+    "transface_trainer_tensor_size": (transface_status, [transface_trainer_p, c_char_p, POINTER(c_size_t)]),
+    "transface_trainer_read_tensor": (transface_status, [transface_trainer_p, c_char_p, float_p, c_size_t]),
+})
+
+STRUCTS.update({"transface_step_result": transface_step_result})
 
 # ------------------------------------------------------------------ locating and loading
 

@@ -281,6 +281,315 @@ extern "C" {
     ) -> transface_status;
 }
 
+// ------------------------------------------------------------------ images (decoding, alignment)
+
+/// `enum transface_image_format`.
+pub type transface_image_format = c_uint;
+pub const TRANSFACE_IMAGE_JPEG: transface_image_format = 1;
+pub const TRANSFACE_IMAGE_PNG: transface_image_format = 2;
+pub const TRANSFACE_IMAGE_PNM: transface_image_format = 3;
+
+/// `struct transface_decode_params`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct transface_decode_params {
+    pub struct_size: u32,
+    /// Refuse images with more pixels before allocating; 0 = no limit.
+    pub max_pixels: u64,
+    /// 1: return damaged JPEGs as libjpeg reconstructs them.
+    pub accept_damaged: i32,
+}
+
+/// `struct transface_image_info`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct transface_image_info {
+    pub struct_size: u32,
+    pub width: i32,
+    pub height: i32,
+    /// A `transface_image_format` value.
+    pub format: i32,
+    /// Channels stored in the file: 1 grey, 2 grey+alpha, 3 colour, 4 colour+alpha or CMYK.
+    pub channels: i32,
+}
+
+/// `enum transface_pixel_format`.
+pub type transface_pixel_format = c_uint;
+pub const TRANSFACE_PIXELS_RGB: transface_pixel_format = 0;
+pub const TRANSFACE_PIXELS_BGR: transface_pixel_format = 1;
+pub const TRANSFACE_PIXELS_RGBA: transface_pixel_format = 2;
+pub const TRANSFACE_PIXELS_BGRA: transface_pixel_format = 3;
+pub const TRANSFACE_PIXELS_GRAY: transface_pixel_format = 4;
+
+extern "C" {
+    pub fn transface_decode_default_params() -> transface_decode_params;
+    pub fn transface_decode_image(
+        data: *const u8,
+        size: usize,
+        params: *const transface_decode_params,
+        out_rgb: *mut u8,
+        capacity: usize,
+        out_info: *mut transface_image_info,
+    ) -> transface_status;
+    pub fn transface_decode_file(
+        path: *const c_char,
+        params: *const transface_decode_params,
+        out_rgb: *mut u8,
+        capacity: usize,
+        out_info: *mut transface_image_info,
+    ) -> transface_status;
+    pub fn transface_alignment_template(size: i32, out_points: *mut f32) -> transface_status;
+    pub fn transface_estimate_similarity(src: *const f32, dst: *const f32, out_matrix: *mut f64) -> transface_status;
+    pub fn transface_warp_affine(
+        image: *const u8,
+        width: i32,
+        height: i32,
+        stride: usize,
+        format: transface_pixel_format,
+        matrix: *const f64,
+        out_width: i32,
+        out_height: i32,
+        out_rgb: *mut u8,
+        capacity: usize,
+    ) -> transface_status;
+    pub fn transface_align_face(
+        image: *const u8,
+        width: i32,
+        height: i32,
+        stride: usize,
+        format: transface_pixel_format,
+        landmarks: *const f32,
+        template_points: *const f32,
+        out_size: i32,
+        out_rgb: *mut u8,
+        capacity: usize,
+        out_matrix: *mut f64,
+    ) -> transface_status;
+}
+
+#[cfg(test)]
+mod image_layout_tests {
+    use super::*;
+    use core::mem::size_of;
+
+    #[test]
+    #[cfg(target_pointer_width = "64")]
+    fn image_struct_layouts_match_the_header() {
+        assert_eq!(size_of::<transface_decode_params>(), 24);
+        assert_eq!(size_of::<transface_image_info>(), 20);
+        unsafe {
+            let p = transface_decode_default_params();
+            assert_eq!(p.struct_size as usize, size_of::<transface_decode_params>());
+            assert_eq!((p.max_pixels, p.accept_damaged), (100_000_000, 0));
+        }
+    }
+}
+
+// ------------------------------------------------------------------ datasets
+
+/// `struct transface_recordio` (opaque).
+#[repr(C)]
+pub struct transface_recordio {
+    _data: [u8; 0],
+    _marker: PhantomData<(*mut u8, PhantomPinned)>,
+}
+
+/// `struct transface_bin` (opaque).
+#[repr(C)]
+pub struct transface_bin {
+    _data: [u8; 0],
+    _marker: PhantomData<(*mut u8, PhantomPinned)>,
+}
+
+/// `enum transface_recordio_layout`.
+pub type transface_recordio_layout = c_uint;
+pub const TRANSFACE_RECORDIO_FLAT: transface_recordio_layout = 0;
+pub const TRANSFACE_RECORDIO_LEGACY: transface_recordio_layout = 1;
+
+/// `struct transface_pack_params`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct transface_pack_params {
+    pub struct_size: u32,
+    /// A `transface_recordio_layout` value.
+    pub layout: i32,
+    pub image_width: i32,
+    pub image_height: i32,
+    /// 0: store files byte for byte; 1..100: re-encode non-JPEG images as JPEG of this quality.
+    pub jpeg_quality: i32,
+}
+
+extern "C" {
+    pub fn transface_recordio_open(path: *const c_char, out_recordio: *mut *mut transface_recordio) -> transface_status;
+    pub fn transface_recordio_close(recordio: *mut transface_recordio);
+    pub fn transface_recordio_count(recordio: *const transface_recordio) -> usize;
+    pub fn transface_recordio_num_classes(recordio: *const transface_recordio) -> usize;
+    pub fn transface_recordio_read(
+        recordio: *const transface_recordio,
+        index: usize,
+        out_label: *mut i32,
+        image: *mut u8,
+        capacity: usize,
+        out_size: *mut usize,
+    ) -> transface_status;
+    pub fn transface_pack_default_params() -> transface_pack_params;
+    pub fn transface_recordio_pack(
+        source: *const c_char,
+        root: *const c_char,
+        output_dir: *const c_char,
+        params: *const transface_pack_params,
+        out_images: *mut usize,
+    ) -> transface_status;
+    pub fn transface_bin_open(path: *const c_char, out_bin: *mut *mut transface_bin) -> transface_status;
+    pub fn transface_bin_close(bin: *mut transface_bin);
+    pub fn transface_bin_pair_count(bin: *const transface_bin) -> usize;
+    pub fn transface_bin_image(
+        bin: *const transface_bin,
+        index: usize,
+        out_data: *mut *const u8,
+        out_size: *mut usize,
+    ) -> transface_status;
+    pub fn transface_bin_issame(bin: *const transface_bin, out_issame: *mut u8, capacity: usize) -> transface_status;
+    pub fn transface_bin_write(
+        path: *const c_char,
+        images: *const *const u8,
+        sizes: *const usize,
+        issame: *const u8,
+        pairs: usize,
+        protocol: i32,
+    ) -> transface_status;
+}
+
+// ------------------------------------------------------------------ evaluation
+
+pub const TRANSFACE_MAX_FOLDS: usize = 64;
+pub const TRANSFACE_VERIFY_THRESHOLDS: usize = 400;
+
+/// `struct transface_verify_params`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct transface_verify_params {
+    pub struct_size: u32,
+    pub folds: i32,
+    pub interleaved: i32,
+    pub flip: i32,
+    pub far_target: f64,
+    pub pair_naming: *const c_char,
+    pub landmark_source: *const c_char,
+}
+
+/// `struct transface_verify_result`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct transface_verify_result {
+    pub struct_size: u32,
+    pub folds: i32,
+    pub pairs: usize,
+    pub accuracy_mean: f64,
+    pub accuracy_std: f64,
+    pub fold_accuracy: [f64; TRANSFACE_MAX_FOLDS],
+    pub fold_threshold: [f64; TRANSFACE_MAX_FOLDS],
+    pub best_threshold: f64,
+    pub best_accuracy: f64,
+    pub far_target: f64,
+    pub val_mean: f64,
+    pub val_std: f64,
+    pub far_mean: f64,
+    pub xnorm: f64,
+    pub images: usize,
+}
+
+extern "C" {
+    pub fn transface_verify_default_params() -> transface_verify_params;
+    pub fn transface_pair_distances(
+        emb1: *const f32,
+        emb2: *const f32,
+        pairs: usize,
+        dim: usize,
+        out_distances: *mut f64,
+    ) -> transface_status;
+    pub fn transface_verify_embeddings(
+        emb1: *const f32,
+        emb2: *const f32,
+        issame: *const u8,
+        pairs: usize,
+        dim: usize,
+        params: *const transface_verify_params,
+        out: *mut transface_verify_result,
+    ) -> transface_status;
+    pub fn transface_verify_distances(
+        distances: *const f64,
+        issame: *const u8,
+        pairs: usize,
+        params: *const transface_verify_params,
+        out: *mut transface_verify_result,
+    ) -> transface_status;
+    pub fn transface_verify_roc(
+        distances: *const f64,
+        issame: *const u8,
+        pairs: usize,
+        params: *const transface_verify_params,
+        out_thresholds: *mut f64,
+        out_tpr: *mut f64,
+        out_fpr: *mut f64,
+        capacity: usize,
+    ) -> transface_status;
+    pub fn transface_roc_curve(
+        scores: *const f64,
+        labels: *const u8,
+        n: usize,
+        out_fpr: *mut f64,
+        out_tpr: *mut f64,
+        out_thresholds: *mut f64,
+        capacity: usize,
+        out_points: *mut usize,
+    ) -> transface_status;
+    pub fn transface_tar_at_far(
+        scores: *const f64,
+        labels: *const u8,
+        n: usize,
+        fars: *const f64,
+        nfars: usize,
+        out_tar: *mut f64,
+        out_thresholds: *mut f64,
+    ) -> transface_status;
+    pub fn transface_evaluate_bin(
+        context: *mut transface_context,
+        bin_path: *const c_char,
+        params: *const transface_verify_params,
+        out: *mut transface_verify_result,
+    ) -> transface_status;
+    pub fn transface_evaluate_pairs(
+        context: *mut transface_context,
+        pairs_path: *const c_char,
+        image_root: *const c_char,
+        landmarks_path: *const c_char,
+        params: *const transface_verify_params,
+        out: *mut transface_verify_result,
+    ) -> transface_status;
+}
+
+#[cfg(test)]
+mod data_eval_layout_tests {
+    use super::*;
+    use core::mem::size_of;
+
+    #[test]
+    #[cfg(target_pointer_width = "64")]
+    fn data_eval_struct_layouts_match_the_header() {
+        assert_eq!(size_of::<transface_pack_params>(), 20);
+        assert_eq!(size_of::<transface_verify_params>(), 40);
+        assert_eq!(size_of::<transface_verify_result>(), 8 + 8 + 16 + 2 * 8 * TRANSFACE_MAX_FOLDS + 7 * 8 + 8);
+        unsafe {
+            let p = transface_verify_default_params();
+            assert_eq!(p.struct_size as usize, size_of::<transface_verify_params>());
+            assert_eq!((p.folds, p.interleaved, p.flip, p.far_target), (10, 0, 1, 1e-3));
+            let q = transface_pack_default_params();
+            assert_eq!(q.struct_size as usize, size_of::<transface_pack_params>());
+        }
+    }
+}
+
 #[cfg(test)]
 mod layout_tests {
     use super::*;

@@ -966,6 +966,680 @@ impl Builder {
     }
 }
 
+// ================================================================== images (decoding, alignment)
+
+/// Encoded image formats (`transface_image_format`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ImageFormat {
+    Jpeg,
+    Png,
+    /// PBM, PGM, PPM (P1 to P6).
+    Pnm,
+    /// A code this version of the bindings does not know.
+    Unknown(i32),
+}
+
+impl ImageFormat {
+    fn from_raw(code: i32) -> ImageFormat {
+        match u32::try_from(code).unwrap_or(u32::MAX) {
+            ffi::TRANSFACE_IMAGE_JPEG => ImageFormat::Jpeg,
+            ffi::TRANSFACE_IMAGE_PNG => ImageFormat::Png,
+            ffi::TRANSFACE_IMAGE_PNM => ImageFormat::Pnm,
+            _ => ImageFormat::Unknown(code),
+        }
+    }
+}
+
+/// What an image header says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ImageInfo {
+    pub width: usize,
+    pub height: usize,
+    pub format: ImageFormat,
+    /// Channels stored in the file: 1 grey, 2 grey + alpha, 3 colour, 4 colour + alpha or CMYK.
+    pub channels: usize,
+}
+
+/// Options of [`decode_image_with`] and [`decode_file_with`] (`transface_decode_params`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DecodeParams {
+    /// Images whose header claims more pixels are refused before allocating; 0 = no limit.
+    pub max_pixels: u64,
+    /// Return truncated or corrupt JPEGs as libjpeg reconstructs them instead of failing.
+    pub accept_damaged: bool,
+}
+
+impl Default for DecodeParams {
+    fn default() -> Self {
+        // SAFETY: returns a struct by value.
+        let p = unsafe { ffi::transface_decode_default_params() };
+        DecodeParams { max_pixels: p.max_pixels, accept_damaged: p.accept_damaged != 0 }
+    }
+}
+
+impl DecodeParams {
+    fn to_c(self) -> ffi::transface_decode_params {
+        let mut p = unsafe { ffi::transface_decode_default_params() };
+        p.max_pixels = self.max_pixels;
+        p.accept_damaged = i32::from(self.accept_damaged);
+        p
+    }
+}
+
+/// A decoded image: `height` rows of `width` pixels, interleaved R, G, B bytes, no padding.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Image {
+    pub width: usize,
+    pub height: usize,
+    pub pixels: Vec<u8>,
+}
+
+impl Image {
+    /// The image as an RGB [`ImageRef`] (for [`align_face`] and [`warp_affine`]).
+    pub fn view(&self) -> ImageRef<'_> {
+        ImageRef { pixels: &self.pixels, width: self.width, height: self.height, stride: 0, format: PixelFormat::Rgb }
+    }
+}
+
+fn image_info_from_c(i: &ffi::transface_image_info) -> ImageInfo {
+    ImageInfo {
+        width: i.width.max(0) as usize,
+        height: i.height.max(0) as usize,
+        format: ImageFormat::from_raw(i.format),
+        channels: i.channels.max(0) as usize,
+    }
+}
+
+fn new_image_info() -> ffi::transface_image_info {
+    ffi::transface_image_info { struct_size: std::mem::size_of::<ffi::transface_image_info>() as u32, ..Default::default() }
+}
+
+/// Calls the decoder twice: the header (to size the buffer), then the pixels.
+fn decode_with(
+    params: &DecodeParams,
+    call: impl Fn(&ffi::transface_decode_params, *mut u8, usize, &mut ffi::transface_image_info) -> ffi::transface_status,
+) -> Result<Image> {
+    let p = params.to_c();
+    let mut info = new_image_info();
+    check(call(&p, ptr::null_mut(), 0, &mut info))?;
+    let header = image_info_from_c(&info);
+    let bytes = product(&[header.width, header.height, 3], "image size")?;
+    let mut pixels = vec![0u8; bytes];
+    check(call(&p, pixels.as_mut_ptr(), pixels.len(), &mut info))?;
+    if (info.width as usize, info.height as usize) != (header.width, header.height) {
+        return Err(Error::new(Status::Internal, "the image changed size between the two decoder calls"));
+    }
+    Ok(Image { width: header.width, height: header.height, pixels })
+}
+
+/// The header of an encoded image (only the header is read; the default pixel limit applies).
+pub fn image_info(data: &[u8]) -> Result<ImageInfo> {
+    let p = DecodeParams::default().to_c();
+    let mut info = new_image_info();
+    // SAFETY: data is a live slice; a NULL output with capacity 0 reads the header only.
+    check(unsafe { ffi::transface_decode_image(data.as_ptr(), data.len(), &p, ptr::null_mut(), 0, &mut info) })?;
+    Ok(image_info_from_c(&info))
+}
+
+/// Decodes a JPEG, PNG or PNM image held in memory to RGB (default parameters).
+pub fn decode_image(data: &[u8]) -> Result<Image> {
+    decode_image_with(data, &DecodeParams::default())
+}
+
+pub fn decode_image_with(data: &[u8], params: &DecodeParams) -> Result<Image> {
+    // SAFETY: data lives across both calls; out points to `capacity` writable bytes or is NULL with 0.
+    decode_with(params, |p, out, capacity, info| unsafe {
+        ffi::transface_decode_image(data.as_ptr(), data.len(), p, out, capacity, info)
+    })
+}
+
+/// Decodes an image file to RGB (default parameters).
+pub fn decode_file(path: impl AsRef<Path>) -> Result<Image> {
+    decode_file_with(path, &DecodeParams::default())
+}
+
+pub fn decode_file_with(path: impl AsRef<Path>, params: &DecodeParams) -> Result<Image> {
+    let c = c_path(path.as_ref())?;
+    decode_with(params, |p, out, capacity, info| unsafe { ffi::transface_decode_file(c.as_ptr(), p, out, capacity, info) })
+}
+
+/// Pixel layouts accepted by [`align_face`] and [`warp_affine`] (`transface_pixel_format`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PixelFormat {
+    Rgb,
+    Bgr,
+    Rgba,
+    Bgra,
+    Gray,
+}
+
+impl PixelFormat {
+    pub fn channels(self) -> usize {
+        match self {
+            PixelFormat::Rgb | PixelFormat::Bgr => 3,
+            PixelFormat::Rgba | PixelFormat::Bgra => 4,
+            PixelFormat::Gray => 1,
+        }
+    }
+
+    fn code(self) -> ffi::transface_pixel_format {
+        match self {
+            PixelFormat::Rgb => ffi::TRANSFACE_PIXELS_RGB,
+            PixelFormat::Bgr => ffi::TRANSFACE_PIXELS_BGR,
+            PixelFormat::Rgba => ffi::TRANSFACE_PIXELS_RGBA,
+            PixelFormat::Bgra => ffi::TRANSFACE_PIXELS_BGRA,
+            PixelFormat::Gray => ffi::TRANSFACE_PIXELS_GRAY,
+        }
+    }
+}
+
+/// A borrowed 8-bit image: `height` rows `stride` bytes apart (0 = packed), `width` pixels of
+/// `format` each.
+#[derive(Clone, Copy, Debug)]
+pub struct ImageRef<'a> {
+    pub pixels: &'a [u8],
+    pub width: usize,
+    pub height: usize,
+    pub stride: usize,
+    pub format: PixelFormat,
+}
+
+impl<'a> ImageRef<'a> {
+    /// A packed image (stride = width * channels).
+    pub fn new(pixels: &'a [u8], width: usize, height: usize, format: PixelFormat) -> ImageRef<'a> {
+        ImageRef { pixels, width, height, stride: 0, format }
+    }
+
+    /// The same image with rows `stride` bytes apart.
+    pub fn with_stride(self, stride: usize) -> ImageRef<'a> {
+        ImageRef { stride, ..self }
+    }
+
+    /// Checks that the slice holds every row (the C side reads them) and returns the C arguments.
+    fn checked(&self) -> Result<(i32, i32, usize)> {
+        let row = product(&[self.width, self.format.channels()], "image row")?;
+        let stride = if self.stride == 0 { row } else { self.stride };
+        if self.width == 0 || self.height == 0 {
+            return Err(Error::invalid(format!("image size {}x{} must be positive", self.width, self.height)));
+        }
+        if stride < row {
+            return Err(Error::invalid(format!("stride {stride} is smaller than a row ({row} bytes)")));
+        }
+        let needed = product(&[stride, self.height - 1], "image")?
+            .checked_add(row)
+            .ok_or_else(|| Error::invalid("image size overflows"))?;
+        if self.pixels.len() < needed {
+            return Err(Error::invalid(format!(
+                "image of {}x{} {:?} pixels (stride {stride}) needs {needed} bytes, the slice has {}",
+                self.width,
+                self.height,
+                self.format,
+                self.pixels.len()
+            )));
+        }
+        Ok((to_i32(self.width, "image width")?, to_i32(self.height, "image height")?, stride))
+    }
+}
+
+/// The ArcFace 5-point template for a `size` x `size` crop (size a multiple of 112, or of 128
+/// with insightface's shift), as x0, y0, ..., x4, y4.
+pub fn alignment_template(size: usize) -> Result<[f32; 10]> {
+    let mut out = [0f32; 10];
+    check(unsafe { ffi::transface_alignment_template(to_i32(size, "size")?, out.as_mut_ptr()) })?;
+    Ok(out)
+}
+
+/// The least-squares similarity transform (no reflection) mapping 5 `src` points onto `dst`,
+/// as a row-major 2x3 matrix (scikit-image's `SimilarityTransform.estimate`).
+pub fn estimate_similarity(src: &[f32; 10], dst: &[f32; 10]) -> Result<[f64; 6]> {
+    let mut out = [0f64; 6];
+    check(unsafe { ffi::transface_estimate_similarity(src.as_ptr(), dst.as_ptr(), out.as_mut_ptr()) })?;
+    Ok(out)
+}
+
+/// Warps an image by a 2x3 matrix (image to output coordinates): bilinear, black outside, as
+/// `cv2.warpAffine(image, matrix, (out_width, out_height), borderValue=0)`. Returns RGB bytes.
+pub fn warp_affine(image: &ImageRef<'_>, matrix: &[f64; 6], out_width: usize, out_height: usize) -> Result<Vec<u8>> {
+    let (w, h, stride) = image.checked()?;
+    let mut out = vec![0u8; product(&[out_width, out_height, 3], "output")?];
+    // SAFETY: the image slice holds every row (checked); out has `out.len()` bytes.
+    check(unsafe {
+        ffi::transface_warp_affine(
+            image.pixels.as_ptr(),
+            w,
+            h,
+            stride,
+            image.format.code(),
+            matrix.as_ptr(),
+            to_i32(out_width, "out_width")?,
+            to_i32(out_height, "out_height")?,
+            out.as_mut_ptr(),
+            out.len(),
+        )
+    })?;
+    Ok(out)
+}
+
+/// Aligns a face as insightface's `norm_crop`: returns the `size` x `size` RGB crop and the
+/// matrix (image to crop). Landmarks: x0, y0, ..., x4, y4 for the image-left eye, image-right
+/// eye, nose tip, image-left mouth corner, image-right mouth corner.
+pub fn align_face(image: &ImageRef<'_>, landmarks: &[f32; 10], size: usize) -> Result<(Vec<u8>, [f64; 6])> {
+    align(image, landmarks, None, size)
+}
+
+/// As [`align_face`], onto custom template points (e.g. a model's `Preprocess::align_template`).
+pub fn align_face_to(
+    image: &ImageRef<'_>,
+    landmarks: &[f32; 10],
+    template: &[f32; 10],
+    size: usize,
+) -> Result<(Vec<u8>, [f64; 6])> {
+    align(image, landmarks, Some(template), size)
+}
+
+fn align(image: &ImageRef<'_>, landmarks: &[f32; 10], template: Option<&[f32; 10]>, size: usize) -> Result<(Vec<u8>, [f64; 6])> {
+    let (w, h, stride) = image.checked()?;
+    let mut out = vec![0u8; product(&[size, size, 3], "crop")?];
+    let mut matrix = [0f64; 6];
+    // SAFETY: as in warp_affine; the template is NULL or 10 floats.
+    check(unsafe {
+        ffi::transface_align_face(
+            image.pixels.as_ptr(),
+            w,
+            h,
+            stride,
+            image.format.code(),
+            landmarks.as_ptr(),
+            template.map_or(ptr::null(), |t| t.as_ptr()),
+            to_i32(size, "size")?,
+            out.as_mut_ptr(),
+            out.len(),
+            matrix.as_mut_ptr(),
+        )
+    })?;
+    Ok((out, matrix))
+}
+
+// ================================================================== datasets and evaluation
+
+/// Layouts of a packed RecordIO set (`transface_recordio_layout`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RecordIOLayout {
+    /// Image i at key i (insightface RecBuilder).
+    Flat,
+    /// Header record 0, images sorted by class, one key-range record per class (MS1MV2).
+    Legacy,
+}
+
+/// An InsightFace RecordIO training set (`train.rec` + `train.idx` + `property`), read without
+/// MXNet: `Send + Sync`, reads may come from several threads.
+pub struct RecordIO {
+    ptr: NonNull<ffi::transface_recordio>,
+}
+
+// SAFETY: the header documents reads from several threads at once; the handle is never mutated.
+unsafe impl Send for RecordIO {}
+unsafe impl Sync for RecordIO {}
+
+impl Drop for RecordIO {
+    fn drop(&mut self) {
+        unsafe { ffi::transface_recordio_close(self.ptr.as_ptr()) }
+    }
+}
+
+impl fmt::Debug for RecordIO {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RecordIO").field("len", &self.len()).field("num_classes", &self.num_classes()).finish()
+    }
+}
+
+impl RecordIO {
+    /// Opens the folder holding `train.rec`/`train.idx`, or the `.rec` file itself.
+    pub fn open(path: impl AsRef<Path>) -> Result<RecordIO> {
+        let p = c_path(path.as_ref())?;
+        let mut out = ptr::null_mut();
+        check(unsafe { ffi::transface_recordio_open(p.as_ptr(), &mut out) })?;
+        let ptr = NonNull::new(out).ok_or_else(|| Error::new(Status::Internal, "the library returned a NULL set"))?;
+        Ok(RecordIO { ptr })
+    }
+
+    /// Number of images.
+    pub fn len(&self) -> usize {
+        unsafe { ffi::transface_recordio_count(self.ptr.as_ptr()) }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Classes named by `property` or the legacy header.
+    pub fn num_classes(&self) -> Option<usize> {
+        match unsafe { ffi::transface_recordio_num_classes(self.ptr.as_ptr()) } {
+            0 => None,
+            n => Some(n),
+        }
+    }
+
+    /// Image `index`: its label and encoded bytes.
+    pub fn read(&self, index: usize) -> Result<(i32, Vec<u8>)> {
+        let mut size = 0usize;
+        let mut label = 0i32;
+        check(unsafe { ffi::transface_recordio_read(self.ptr.as_ptr(), index, &mut label, ptr::null_mut(), 0, &mut size) })?;
+        let mut bytes = vec![0u8; size];
+        check(unsafe {
+            ffi::transface_recordio_read(self.ptr.as_ptr(), index, &mut label, bytes.as_mut_ptr(), bytes.len(), &mut size)
+        })?;
+        bytes.truncate(size);
+        Ok((label, bytes))
+    }
+
+    /// Packs an image folder (one sub-folder per identity) or a `path<TAB>label` list file
+    /// (paths under `root`, default the list's folder) into `output/train.rec`, `train.idx`
+    /// and `property`, storing the files byte for byte. Returns the number of images.
+    pub fn pack(source: impl AsRef<Path>, root: Option<&Path>, output: impl AsRef<Path>, layout: RecordIOLayout) -> Result<usize> {
+        let s = c_path(source.as_ref())?;
+        let r = root.map(c_path).transpose()?;
+        let o = c_path(output.as_ref())?;
+        let mut p = unsafe { ffi::transface_pack_default_params() };
+        p.layout = match layout {
+            RecordIOLayout::Flat => ffi::TRANSFACE_RECORDIO_FLAT as i32,
+            RecordIOLayout::Legacy => ffi::TRANSFACE_RECORDIO_LEGACY as i32,
+        };
+        let mut n = 0usize;
+        check(unsafe {
+            ffi::transface_recordio_pack(s.as_ptr(), r.as_ref().map_or(ptr::null(), |c| c.as_ptr()), o.as_ptr(), &p, &mut n)
+        })?;
+        Ok(n)
+    }
+}
+
+/// An insightface `.bin` verification set: pair `i` is `images[2i]`, `images[2i + 1]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VerificationBin {
+    pub images: Vec<Vec<u8>>,
+    pub issame: Vec<bool>,
+}
+
+impl VerificationBin {
+    /// Reads a `.bin` file with the library's safe pickle parser (nothing is executed).
+    pub fn read(path: impl AsRef<Path>) -> Result<VerificationBin> {
+        let p = c_path(path.as_ref())?;
+        let mut h = ptr::null_mut();
+        check(unsafe { ffi::transface_bin_open(p.as_ptr(), &mut h) })?;
+        struct Guard(*mut ffi::transface_bin);
+        impl Drop for Guard {
+            fn drop(&mut self) {
+                unsafe { ffi::transface_bin_close(self.0) }
+            }
+        }
+        let g = Guard(h);
+        let pairs = unsafe { ffi::transface_bin_pair_count(g.0) };
+        let mut images = Vec::with_capacity(2 * pairs);
+        for i in 0..2 * pairs {
+            let mut data = ptr::null();
+            let mut size = 0usize;
+            check(unsafe { ffi::transface_bin_image(g.0, i, &mut data, &mut size) })?;
+            // SAFETY: the library keeps the bytes alive as long as the handle.
+            images.push(if size == 0 { Vec::new() } else { unsafe { std::slice::from_raw_parts(data, size) }.to_vec() });
+        }
+        let mut flags = vec![0u8; pairs.max(1)];
+        check(unsafe { ffi::transface_bin_issame(g.0, flags.as_mut_ptr(), pairs) })?;
+        Ok(VerificationBin { images, issame: flags[..pairs].iter().map(|&f| f != 0).collect() })
+    }
+
+    /// Writes the set as `pickle.dump((bins, issame), f, protocol)` does (0 = 4).
+    pub fn write(&self, path: impl AsRef<Path>, protocol: i32) -> Result<()> {
+        if self.images.len() != 2 * self.issame.len() {
+            return Err(Error::invalid(format!("{} images for {} pairs (need 2 per pair)", self.images.len(), self.issame.len())));
+        }
+        let p = c_path(path.as_ref())?;
+        let ptrs: Vec<*const u8> = self.images.iter().map(|i| i.as_ptr()).collect();
+        let sizes: Vec<usize> = self.images.iter().map(Vec::len).collect();
+        let flags: Vec<u8> = self.issame.iter().map(|&s| u8::from(s)).collect();
+        check(unsafe {
+            ffi::transface_bin_write(p.as_ptr(), ptrs.as_ptr(), sizes.as_ptr(), flags.as_ptr(), flags.len(), protocol)
+        })
+    }
+}
+
+/// Options of the verification protocol (`transface_verify_params`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct VerifyParams {
+    /// Folds (10).
+    pub folds: usize,
+    /// Pair i in fold i % folds instead of contiguous folds (for class-sorted pair files).
+    pub interleaved: bool,
+    /// Model evaluations: add the mirrored face's embedding (official TTA).
+    pub flip: bool,
+    /// VAL@FAR target (1e-3).
+    pub far_target: f64,
+    /// Pairs lists in LFW `pairs.txt` form: path template (`{name}`, `{num}`, `{num4}`).
+    pub pair_naming: Option<String>,
+    /// Preferred `source` of the landmark table.
+    pub landmark_source: Option<String>,
+}
+
+impl Default for VerifyParams {
+    fn default() -> Self {
+        VerifyParams { folds: 10, interleaved: false, flip: true, far_target: 1e-3, pair_naming: None, landmark_source: None }
+    }
+}
+
+impl VerifyParams {
+    /// The C struct and the strings it points into (keep both alive during the call).
+    fn to_c(&self) -> Result<(ffi::transface_verify_params, Option<CString>, Option<CString>)> {
+        let naming = self.pair_naming.as_deref().map(|s| c_string(s, "pair_naming")).transpose()?;
+        let source = self.landmark_source.as_deref().map(|s| c_string(s, "landmark_source")).transpose()?;
+        let mut p = unsafe { ffi::transface_verify_default_params() };
+        p.folds = to_i32(self.folds, "folds")?;
+        p.interleaved = i32::from(self.interleaved);
+        p.flip = i32::from(self.flip);
+        p.far_target = self.far_target;
+        p.pair_naming = naming.as_ref().map_or(ptr::null(), |c| c.as_ptr());
+        p.landmark_source = source.as_ref().map_or(ptr::null(), |c| c.as_ptr());
+        Ok((p, naming, source))
+    }
+}
+
+/// Results of the verification protocol (`transface_verify_result`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct VerifyResult {
+    pub pairs: usize,
+    pub folds: usize,
+    pub accuracy_mean: f64,
+    pub accuracy_std: f64,
+    pub fold_accuracy: Vec<f64>,
+    pub fold_threshold: Vec<f64>,
+    pub best_threshold: f64,
+    pub best_accuracy: f64,
+    pub far_target: f64,
+    pub val_mean: f64,
+    pub val_std: f64,
+    pub far_mean: f64,
+    /// Mean raw embedding norm (model evaluations); NaN otherwise.
+    pub xnorm: f64,
+    /// Images embedded (model evaluations).
+    pub images: usize,
+}
+
+fn empty_verify_result() -> ffi::transface_verify_result {
+    ffi::transface_verify_result {
+        struct_size: std::mem::size_of::<ffi::transface_verify_result>() as u32,
+        folds: 0,
+        pairs: 0,
+        accuracy_mean: 0.0,
+        accuracy_std: 0.0,
+        fold_accuracy: [0.0; ffi::TRANSFACE_MAX_FOLDS],
+        fold_threshold: [0.0; ffi::TRANSFACE_MAX_FOLDS],
+        best_threshold: 0.0,
+        best_accuracy: 0.0,
+        far_target: 0.0,
+        val_mean: 0.0,
+        val_std: 0.0,
+        far_mean: 0.0,
+        xnorm: 0.0,
+        images: 0,
+    }
+}
+
+impl VerifyResult {
+    fn from_c(r: &ffi::transface_verify_result) -> VerifyResult {
+        let k = (r.folds.max(0) as usize).min(ffi::TRANSFACE_MAX_FOLDS);
+        VerifyResult {
+            pairs: r.pairs,
+            folds: k,
+            accuracy_mean: r.accuracy_mean,
+            accuracy_std: r.accuracy_std,
+            fold_accuracy: r.fold_accuracy[..k].to_vec(),
+            fold_threshold: r.fold_threshold[..k].to_vec(),
+            best_threshold: r.best_threshold,
+            best_accuracy: r.best_accuracy,
+            far_target: r.far_target,
+            val_mean: r.val_mean,
+            val_std: r.val_std,
+            far_mean: r.far_mean,
+            xnorm: r.xnorm,
+            images: r.images,
+        }
+    }
+}
+
+fn pair_rows(emb1: &[f32], emb2: Option<&[f32]>, dim: usize) -> Result<usize> {
+    if dim == 0 || emb1.len() % dim != 0 {
+        return Err(Error::invalid(format!("emb1 holds {} values, not rows of {dim}", emb1.len())));
+    }
+    let rows = emb1.len() / dim;
+    match emb2 {
+        Some(e2) if e2.len() != emb1.len() => Err(Error::invalid(format!("emb1 and emb2 hold {} and {} values", emb1.len(), e2.len()))),
+        Some(_) => Ok(rows),
+        None if rows % 2 != 0 => Err(Error::invalid(format!("interleaved embeddings need an even number of rows, got {rows}"))),
+        None => Ok(rows / 2),
+    }
+}
+
+/// Squared L2 distances after float64 L2-normalisation: pairs (emb1 row i, emb2 row i), or
+/// with `emb2` None rows 2i and 2i+1 of `emb1`.
+pub fn pair_distances(emb1: &[f32], emb2: Option<&[f32]>, dim: usize) -> Result<Vec<f64>> {
+    let pairs = pair_rows(emb1, emb2, dim)?;
+    let mut out = vec![0f64; pairs.max(1)];
+    check(unsafe {
+        ffi::transface_pair_distances(emb1.as_ptr(), emb2.map_or(ptr::null(), <[f32]>::as_ptr), pairs, dim, out.as_mut_ptr())
+    })?;
+    out.truncate(pairs);
+    Ok(out)
+}
+
+fn flag_bytes(flags: &[bool], n: usize, what: &str) -> Result<Vec<u8>> {
+    if flags.len() != n {
+        return Err(Error::invalid(format!("{what} has {} entries for {n} pairs", flags.len())));
+    }
+    Ok(flags.iter().map(|&f| u8::from(f)).collect())
+}
+
+/// insightface's verification protocol on embeddings (see `transface_verify_embeddings`).
+pub fn verify_embeddings(emb1: &[f32], emb2: Option<&[f32]>, issame: &[bool], dim: usize, params: &VerifyParams) -> Result<VerifyResult> {
+    let pairs = pair_rows(emb1, emb2, dim)?;
+    let flags = flag_bytes(issame, pairs, "issame")?;
+    let (p, _n, _s) = params.to_c()?;
+    let mut r = empty_verify_result();
+    check(unsafe {
+        ffi::transface_verify_embeddings(emb1.as_ptr(), emb2.map_or(ptr::null(), <[f32]>::as_ptr), flags.as_ptr(), pairs, dim, &p, &mut r)
+    })?;
+    Ok(VerifyResult::from_c(&r))
+}
+
+/// The protocol on precomputed squared distances.
+pub fn verify_distances(distances: &[f64], issame: &[bool], params: &VerifyParams) -> Result<VerifyResult> {
+    let flags = flag_bytes(issame, distances.len(), "issame")?;
+    let (p, _n, _s) = params.to_c()?;
+    let mut r = empty_verify_result();
+    check(unsafe { ffi::transface_verify_distances(distances.as_ptr(), flags.as_ptr(), distances.len(), &p, &mut r) })?;
+    Ok(VerifyResult::from_c(&r))
+}
+
+/// A ROC curve: parallel arrays, first point (0, 0) at threshold +inf.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Roc {
+    pub thresholds: Vec<f64>,
+    pub tpr: Vec<f64>,
+    pub fpr: Vec<f64>,
+}
+
+/// The protocol's ROC: mean test-fold TPR and FPR at thresholds 0, 0.01, ..., 3.99.
+pub fn verify_roc(distances: &[f64], issame: &[bool], params: &VerifyParams) -> Result<Roc> {
+    let flags = flag_bytes(issame, distances.len(), "issame")?;
+    let (p, _n, _s) = params.to_c()?;
+    let n = ffi::TRANSFACE_VERIFY_THRESHOLDS;
+    let (mut th, mut tpr, mut fpr) = (vec![0f64; n], vec![0f64; n], vec![0f64; n]);
+    check(unsafe {
+        ffi::transface_verify_roc(distances.as_ptr(), flags.as_ptr(), distances.len(), &p, th.as_mut_ptr(), tpr.as_mut_ptr(), fpr.as_mut_ptr(), n)
+    })?;
+    Ok(Roc { thresholds: th, tpr, fpr })
+}
+
+/// `sklearn.metrics.roc_curve` of similarity scores (accept iff score >= threshold).
+pub fn roc_curve(scores: &[f64], labels: &[bool]) -> Result<Roc> {
+    let flags = flag_bytes(labels, scores.len(), "labels")?;
+    let mut n = 0usize;
+    check(unsafe {
+        ffi::transface_roc_curve(scores.as_ptr(), flags.as_ptr(), scores.len(), ptr::null_mut(), ptr::null_mut(), ptr::null_mut(), 0, &mut n)
+    })?;
+    let (mut th, mut tpr, mut fpr) = (vec![0f64; n], vec![0f64; n], vec![0f64; n]);
+    check(unsafe {
+        ffi::transface_roc_curve(scores.as_ptr(), flags.as_ptr(), scores.len(), fpr.as_mut_ptr(), tpr.as_mut_ptr(), th.as_mut_ptr(), n, &mut n)
+    })?;
+    Ok(Roc { thresholds: th, tpr, fpr })
+}
+
+/// TAR at each target FAR (insightface's IJB convention: the ROC point with the closest FPR)
+/// and each point's score threshold.
+pub fn tar_at_far(scores: &[f64], labels: &[bool], fars: &[f64]) -> Result<(Vec<f64>, Vec<f64>)> {
+    let flags = flag_bytes(labels, scores.len(), "labels")?;
+    let (mut tar, mut th) = (vec![0f64; fars.len()], vec![0f64; fars.len()]);
+    check(unsafe {
+        ffi::transface_tar_at_far(scores.as_ptr(), flags.as_ptr(), scores.len(), fars.as_ptr(), fars.len(), tar.as_mut_ptr(), th.as_mut_ptr())
+    })?;
+    Ok((tar, th))
+}
+
+impl Context {
+    /// Verification accuracy of this context's model on an insightface `.bin` set.
+    pub fn evaluate_bin(&mut self, path: impl AsRef<Path>, params: &VerifyParams) -> Result<VerifyResult> {
+        let path = c_path(path.as_ref())?;
+        let (p, _n, _s) = params.to_c()?;
+        let mut r = empty_verify_result();
+        check(unsafe { ffi::transface_evaluate_bin(self.as_mut_ptr(), path.as_ptr(), &p, &mut r) })?;
+        Ok(VerifyResult::from_c(&r))
+    }
+
+    /// Verification accuracy on a pairs list with images under `image_root`, aligned with a
+    /// landmark table when given.
+    pub fn evaluate_pairs(
+        &mut self,
+        pairs: impl AsRef<Path>,
+        image_root: impl AsRef<Path>,
+        landmarks: Option<&Path>,
+        params: &VerifyParams,
+    ) -> Result<VerifyResult> {
+        let pairs = c_path(pairs.as_ref())?;
+        let root = c_path(image_root.as_ref())?;
+        let lm = landmarks.map(c_path).transpose()?;
+        let (p, _n, _s) = params.to_c()?;
+        let mut r = empty_verify_result();
+        check(unsafe {
+            ffi::transface_evaluate_pairs(
+                self.as_mut_ptr(),
+                pairs.as_ptr(),
+                root.as_ptr(),
+                lm.as_ref().map_or(ptr::null(), |c| c.as_ptr()),
+                &p,
+                &mut r,
+            )
+        })?;
+        Ok(VerifyResult::from_c(&r))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

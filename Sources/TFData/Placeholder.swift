@@ -1,2 +1,0 @@
-/// Module TFData (being built).
-enum TFDataModule {}

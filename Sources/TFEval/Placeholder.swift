@@ -1,2 +1,0 @@
-/// Module TFEval (being built).
-enum TFEvalModule {}

@@ -1,2 +1,0 @@
-/// Module TFImage (being built).
-enum TFImageModule {}

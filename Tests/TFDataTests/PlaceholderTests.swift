@@ -1,5 +1,0 @@
-import XCTest
-
-final class TFDataPlaceholderTests: XCTestCase {
-    func testModuleBuilds() {}
-}

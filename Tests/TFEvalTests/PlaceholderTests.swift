@@ -1,5 +1,0 @@
-import XCTest
-
-final class TFEvalPlaceholderTests: XCTestCase {
-    func testModuleBuilds() {}
-}

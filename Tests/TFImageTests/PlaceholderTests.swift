@@ -1,5 +1,0 @@
-import XCTest
-
-final class TFImagePlaceholderTests: XCTestCase {
-    func testModuleBuilds() {}
-}
