@@ -609,6 +609,64 @@ transface_status transface_evaluate_pairs(transface_context *context, const char
                                           const transface_verify_params *params,
                                           transface_verify_result *out);
 
+/*
+ * IJB-B / IJB-C 1:1 verification of a model, as insightface's eval_ijbc.py, on the
+ * "IJB_release" layout (t = "ijbb" or "ijbc"):
+ *   <ijb_dir>/loose_crop/<image>                the images (params->image_dir overrides the folder)
+ *   <ijb_dir>/meta/<t>_face_tid_mid.txt         "image template_id media_id" per line
+ *   <ijb_dir>/meta/<t>_template_pair_label.txt  "template_id_1 template_id_2 label" (1 genuine, 0 not)
+ *   <ijb_dir>/meta/<t>_name_5pts_score.txt      "image x1 y1 ... x5 y5 faceness", the images of
+ *                                               face_tid_mid.txt in the same order
+ * Protocol: every image is aligned with its 5 points to the model's template and embedded (raw);
+ * F1 (flip) adds the mirrored crop's embedding; unless N1 (use_norm_score) that feature is
+ * L2-normalised; D1 (use_detector_score) multiplies it by the faceness score. A template's
+ * feature is the mean of the features of each of its medias, summed over its medias, then
+ * L2-normalised. A pair's score is the cosine of its two template features. The ROC is
+ * sklearn's roc_curve of the scores (as transface_roc_curve) and the TAR at each target FAR is
+ * the TPR of the ROC point whose FPR is closest to the target (as transface_tar_at_far; it may
+ * lie above the target). Computed in float64 (the official code mixes float32 and float64:
+ * scores agree to about 1e-7).
+ */
+
+typedef struct transface_ijb_params {
+    uint32_t struct_size;
+    int32_t flip;               /* F1: add the mirrored face's embedding; 1 (official) */
+    int32_t use_norm_score;     /* N1: keep each image feature's norm; 0 */
+    int32_t use_detector_score; /* D1: weight each image feature by its faceness score; 0 */
+    const char *image_dir;      /* folder the image names are relative to; NULL = <ijb_dir>/loose_crop */
+} transface_ijb_params;
+
+transface_ijb_params transface_ijb_default_params(void);
+
+/** What transface_evaluate_ijb evaluated. Set struct_size before the call. */
+typedef struct transface_ijb_summary {
+    uint32_t struct_size;
+    char dataset[8];       /* "IJBB" or "IJBC", NUL-terminated */
+    size_t images;         /* images embedded */
+    size_t templates;      /* distinct templates with images */
+    size_t pairs;          /* template pairs scored */
+    size_t genuine_pairs;  /* pairs labelled 1 */
+    size_t impostor_pairs; /* pairs labelled 0 */
+    size_t roc_points;     /* points of the ROC */
+    double auc;            /* area under the ROC (sklearn.metrics.auc) */
+} transface_ijb_summary;
+
+/**
+ * Evaluate a model on IJB-B or IJB-C 1:1 (see above). dataset: "IJBB" or "IJBC" (any case),
+ * or NULL to take the one whose meta files ijb_dir holds (an error when it holds both).
+ * params may be NULL (defaults). For each of the nfars (>= 1) target FARs in [0, 1], out_tar
+ * receives the TAR and out_thresholds (may be NULL) the score threshold of the chosen ROC point
+ * (accept iff score >= threshold; +inf for the (0, 0) point); both hold capacity >= nfars
+ * doubles. out (may be NULL) receives the summary. Errors: TRANSFACE_IO for a missing folder
+ * or file, TRANSFACE_FORMAT for a malformed meta line (the message names the file and line)
+ * or an image that cannot be decoded, TRANSFACE_NUMERIC for a zero or non-finite embedding.
+ */
+transface_status transface_evaluate_ijb(transface_context *context, const char *ijb_dir,
+                                        const char *dataset, const transface_ijb_params *params,
+                                        const double *fars, size_t nfars, double *out_tar,
+                                        double *out_thresholds, size_t capacity,
+                                        transface_ijb_summary *out);
+
 /* ---------------------------------------------------------------- training */
 
 /**

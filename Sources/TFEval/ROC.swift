@@ -134,7 +134,7 @@ public struct TARReport {
     public var json: String {
         func arr(_ a: [Double]) -> String { "[" + a.map(TextFormat.jsonNumber).joined(separator: ", ") + "]" }
         return """
-        {"name": \(TextFormat.jsonString(name)), "positives": \(curve.positives), "negatives": \(curve.negatives), \
+        {"name": \(JSONText.quoted(name)), "positives": \(curve.positives), "negatives": \(curve.negatives), \
         "auc": \(TextFormat.jsonNumber(curve.auc)), "fars": \(arr(fars)), "tars": \(arr(tars)), \
         "thresholds": \(arr(thresholds)), "curve": {"fpr": \(arr(curve.fpr)), "tpr": \(arr(curve.tpr)), \
         "thresholds": \(arr(curve.thresholds))}}
@@ -237,27 +237,6 @@ public enum TextFormat {
         while frac.count < digits { frac = "0" + frac }
         let sign = x < 0 && i != 0 ? "-" : ""
         return digits == 0 ? "\(sign)\(i)" : "\(sign)\(i / Int(scale)).\(frac)"
-    }
-
-    public static func jsonString(_ s: String) -> String {
-        var out = "\""
-        for u in s.unicodeScalars {
-            switch u {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                if u.value < 0x20 {
-                    let h = String(u.value, radix: 16)
-                    out += "\\u" + String(repeating: "0", count: 4 - h.count) + h
-                } else {
-                    out.unicodeScalars.append(u)
-                }
-            }
-        }
-        return out + "\""
     }
 
     public static func xml(_ s: String) -> String {

@@ -65,21 +65,9 @@ public indirect enum JSONValue: Equatable {
         case .number(let n):
             if n == n.rounded() && abs(n) < 1e15 { return String(Int64(n)) }
             return "\(n)"
-        case .string(let s):
-            var out = "\""
-            for u in s.unicodeScalars {
-                switch u {
-                case "\"": out += "\\\""
-                case "\\": out += "\\\\"
-                case "\n": out += "\\n"
-                case "\t": out += "\\t"
-                default:
-                    if u.value < 0x20 { out += "\\u" + String(repeating: "0", count: 4 - String(u.value, radix: 16).count) + String(u.value, radix: 16) } else { out.unicodeScalars.append(u) }
-                }
-            }
-            return out + "\""
+        case .string(let s): return JSONText.quoted(s)
         case .array(let a): return "[" + a.map(\.text).joined(separator: ",") + "]"
-        case .object(let o): return "{" + o.map { JSONValue.string($0.key).text + ":" + $0.value.text }.joined(separator: ",") + "}"
+        case .object(let o): return "{" + o.map { JSONText.quoted($0.key) + ":" + $0.value.text }.joined(separator: ",") + "}"
         }
     }
 }

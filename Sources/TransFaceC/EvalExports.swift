@@ -189,3 +189,100 @@ private func scoreData(_ scores: UnsafePointer<Double>?, _ labels: UnsafePointer
         try fill(out, r)
     }
 }
+
+// IJB-B / IJB-C 1:1 (see IJB and Evaluation.verifyIJB; the image folder may be overridden here)
+
+@c public func transface_ijb_default_params() -> transface_ijb_params {
+    var p = transface_ijb_params()
+    p.struct_size = UInt32(MemoryLayout<transface_ijb_params>.size)
+    p.flip = 1
+    p.use_norm_score = 0
+    p.use_detector_score = 0
+    p.image_dir = nil
+    return p
+}
+
+/// "IJBB" / "IJBC" from the argument, or from the meta files `root` holds.
+private func ijbDataset(_ root: String, _ dataset: UnsafePointer<CChar>?) throws -> String {
+    if let dataset {
+        let d = String(cString: dataset)
+        let u = d.uppercased()
+        try require(u == "IJBB" || u == "IJBC", "dataset '\(d.prefix(40))' is neither \"IJBB\" nor \"IJBC\"")
+        return u
+    }
+    let found = ["IJBB", "IJBC"].filter { DataFiles.isFile(root + "/meta/" + $0.lowercased() + "_face_tid_mid.txt") }
+    guard found.count == 1 else {
+        if found.isEmpty {
+            throw TransFaceError.io("'\(root)/meta' holds neither ijbb_face_tid_mid.txt nor ijbc_face_tid_mid.txt: not an IJB folder")
+        }
+        throw TransFaceError.invalidArgument("'\(root)/meta' holds both IJB-B and IJB-C meta files: pass dataset \"IJBB\" or \"IJBC\"")
+    }
+    return found[0]
+}
+
+@c public func transface_evaluate_ijb(_ context: OpaquePointer?, _ ijbDir: UnsafePointer<CChar>?, _ dataset: UnsafePointer<CChar>?,
+                                      _ params: UnsafePointer<transface_ijb_params>?, _ fars: UnsafePointer<Double>?, _ nfars: Int,
+                                      _ outTAR: UnsafeMutablePointer<Double>?, _ outThresholds: UnsafeMutablePointer<Double>?,
+                                      _ capacity: Int, _ out: UnsafeMutablePointer<transface_ijb_summary>?) -> transface_status {
+    guarded("transface_evaluate_ijb") {
+        let embedder = try Handle.get(context, Embedder.self, "context")
+        let p = params?.pointee ?? transface_ijb_default_params()
+        try checkStructSize(p.struct_size, minimum: MemoryLayout<transface_ijb_params>.size, "ijb_params")
+        let root = try string(ijbDir, "ijb_dir")
+        let fars = try required(fars, "fars"), tar = try required(outTAR, "out_tar")
+        try require(nfars >= 1, "nfars must be at least 1")
+        try require(capacity >= nfars, "capacity \(capacity) is smaller than nfars \(nfars)")
+        let targets = Array(UnsafeBufferPointer(start: fars, count: nfars))
+        try require(targets.allSatisfy { $0.isFinite && $0 >= 0 && $0 <= 1 }, "target FARs must be in [0, 1]")
+        if let out { try checkStructSize(out.pointee.struct_size, minimum: MemoryLayout<transface_ijb_summary>.size, "ijb_summary") }
+        guard DataFiles.isDirectory(root) else { throw TransFaceError.io("IJB folder '\(root)' does not exist or is not a folder") }
+        let imageRoot = p.image_dir.map { String(cString: $0) } ?? root + "/loose_crop"
+        guard DataFiles.isDirectory(imageRoot) else { throw TransFaceError.io("IJB image folder '\(imageRoot)' does not exist or is not a folder") }
+        let target = try ijbDataset(root, dataset)
+        var o = IJB.Options()
+        o.flip = p.flip != 0
+        o.normScore = p.use_norm_score != 0
+        o.detectorScore = p.use_detector_score != 0
+
+        let meta = try IJB.loadMeta(root: root, target: target)
+        try require(!meta.imageNames.isEmpty, "\(root)/meta/\(target.lowercased())_face_tid_mid.txt lists no image")
+        try require(!meta.pairLabel.isEmpty, "\(root)/meta/\(target.lowercased())_template_pair_label.txt lists no pair")
+        // as Evaluation.verifyIJB, with the image folder of the params
+        let source = ModelEmbeddingSource(embedder: embedder)
+        let e = source.embeddingSize
+        var original: [Float] = [], mirrored: [Float] = []
+        original.reserveCapacity(meta.imageNames.count * e)
+        var start = 0
+        while start < meta.imageNames.count {
+            let end = min(meta.imageNames.count, start + Evaluation.chunk)
+            var imgs: [[UInt8]] = [], names: [String] = []
+            for i in start..<end {
+                let path = try DataFiles.resolve(Substring(meta.imageNames[i]), under: imageRoot, what: "IJB image list")
+                imgs.append(try DataFiles.readAll(path, limit: 1 << 30)); names.append(path)
+            }
+            let (a, b) = try source.embed(images: imgs, names: names, landmarks: meta.landmarks[start..<end].map { Optional($0) },
+                                          mirrored: o.flip)
+            original += a
+            if let b { mirrored += b }
+            start = end
+        }
+        let r = try IJB.evaluate(meta: meta, original: original, mirrored: o.flip ? mirrored : nil, dim: e, options: o, fars: targets,
+                                 name: IJB.methodName("model", o))
+        for i in 0..<nfars { tar[i] = r.tars[i]; outThresholds?[i] = r.thresholds[i] }
+        if let out {
+            var s = transface_ijb_summary()
+            s.struct_size = UInt32(MemoryLayout<transface_ijb_summary>.size)
+            withUnsafeMutableBytes(of: &s.dataset) { raw in
+                for (i, c) in target.utf8.enumerated() where i < raw.count - 1 { raw[i] = c }
+            }
+            s.images = meta.imageNames.count
+            s.templates = Set(meta.templates).count
+            s.pairs = meta.pairLabel.count
+            s.genuine_pairs = r.curve.positives
+            s.impostor_pairs = r.curve.negatives
+            s.roc_points = r.curve.count
+            s.auc = r.curve.auc
+            out.pointee = s
+        }
+    }
+}

@@ -74,6 +74,8 @@ func checkDataSignaturesAgainstHeader() {
 func checkEvalSignaturesAgainstHeader() {
     same(CTransFace.transface_evaluate_bin, TransFaceC.transface_evaluate_bin)
     same(CTransFace.transface_evaluate_pairs, TransFaceC.transface_evaluate_pairs)
+    same(CTransFace.transface_evaluate_ijb, TransFaceC.transface_evaluate_ijb)
+    same(CTransFace.transface_ijb_default_params, TransFaceC.transface_ijb_default_params)
     same(CTransFace.transface_pair_distances, TransFaceC.transface_pair_distances)
     same(CTransFace.transface_roc_curve, TransFaceC.transface_roc_curve)
     same(CTransFace.transface_tar_at_far, TransFaceC.transface_tar_at_far)

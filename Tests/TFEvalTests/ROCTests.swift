@@ -111,7 +111,7 @@ final class ROCTests: XCTestCase {
         XCTAssertEqual(TextFormat.fixed(99.005, 2), "99.01")
         XCTAssertEqual(TextFormat.fixed(-0.5, 0), "-1")
         XCTAssertEqual(TextFormat.fixed(0.04, 1), "0.0")
-        XCTAssertEqual(TextFormat.jsonString("a\"\n\u{1}"), "\"a\\\"\\n\\u0001\"")
+        XCTAssertEqual(JSONText.quoted("a\"\n\u{1}"), "\"a\\\"\\n\\u0001\"")
         let dir = try Reference.temporaryFolder()
         defer { Reference.removeTree(dir) }
         try Array(svg.utf8).write(to: dir + "/roc.svg")

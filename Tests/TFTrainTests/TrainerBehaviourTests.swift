@@ -160,3 +160,31 @@ final class TrainerBehaviourTests: XCTestCase {
         XCTAssertEqual(try ModelFile.load(path: folder + "/m.tfm").metadataValue("training_step"), "0")
     }
 }
+
+/// Gradient accumulation: the optimizer steps once every N batches, with the mean gradient.
+final class GradientAccumulationTests: XCTestCase {
+    func testOptimizerStepsEveryNBatches() throws {
+        let json = TrainerBehaviourTests.json(dpap: false, extra: #", "gradient_accumulation": 3"#)
+        let trainer = try Trainer(config: try TrainerConfig.parse(json))
+        var data = TrainerBehaviourTests.Synthetic(classes: 12)
+        let before = Array(trainer.parameters.all)
+        var stepped: [Bool] = []
+        for _ in 0..<6 {
+            let (images, labels) = data.batch(8)
+            stepped.append(try trainer.step(images: images, labels: labels).optimizerStepped)
+            if stepped.count == 2 {
+                // Between optimizer steps only the BatchNorm statistics move.
+                for e in trainer.layout.entries where e.trainable {
+                    XCTAssertEqual(Array(trainer.parameters.view(e.offset, e.count)), Array(before[e.offset..<(e.offset + e.count)]), e.name)
+                }
+            }
+        }
+        XCTAssertEqual(stepped, [false, false, true, false, false, true])
+        XCTAssertEqual(trainer.step, 2)
+        let folder = try Reference.temporaryFolder()
+        defer { Reference.removeTree(folder) }
+        let (images, labels) = data.batch(8)
+        _ = try trainer.step(images: images, labels: labels)
+        XCTAssertThrowsError(try trainer.saveCheckpoint(to: folder + "/mid.tfc"))  // mid-accumulation
+    }
+}

@@ -243,3 +243,163 @@ def test_model_evaluate_bin_and_pairs(tiny_model, tmp_path):
         tiny_model.evaluate_pairs(tmp_path / "pairs.tsv", LFW, folds=4)
     with pytest.raises(transface.FileError):
         tiny_model.evaluate_bin(tmp_path / "missing.bin")
+
+
+# ------------------------------------------------------------------ IJB-B / IJB-C 1:1
+
+def png(rgb):
+    """An RGB PNG written by hand (filter 0 rows, zlib)."""
+    import struct
+    import zlib
+    h, w, _ = rgb.shape
+    raw = b"".join(b"\0" + np.ascontiguousarray(rgb[y]).tobytes() for y in range(h))
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+
+
+ARCFACE_112 = np.array([[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366], [41.5493, 92.3655],
+                        [70.7299, 92.2041]])
+
+
+def make_ijb(root, target="ijbc", n=36, seed=5):
+    """A miniature IJB_release folder: n smooth random faces (PNG and PPM) in 9 templates with
+    1-3 medias each, landmarks near the ArcFace template, every template pair labelled."""
+    rng = np.random.default_rng(seed)
+    (root / "loose_crop").mkdir(parents=True)
+    (root / "meta").mkdir(exist_ok=True)
+    names, templates, medias, lms, faceness, images = [], [], [], [], [], []
+    for i in range(n):
+        t = 200 + int(rng.integers(0, 9)) * 11  # sparse template ids
+        m = 7000 + t * 3 + int(rng.integers(0, 3))
+        img = np.kron(rng.integers(0, 256, (16, 16, 3)), np.ones((8, 8, 1))).astype(np.uint8)  # 128 x 128
+        lm = ARCFACE_112 * rng.uniform(0.9, 1.1) + rng.uniform(0, 16, 2) + rng.normal(0, 1.5, (5, 2))
+        name = f"{i + 1}.png" if i % 2 else f"{i + 1}.ppm"
+        (root / "loose_crop" / name).write_bytes(png(img) if i % 2 else pnm(img))
+        names.append(name); templates.append(t); medias.append(m); images.append(img)
+        lms.append(lm.astype(np.float32)); faceness.append(round(float(rng.uniform(0.5, 1.0)), 6))
+    ids = sorted(set(templates))
+    pairs = [(a, b, int((a + b) // 11 % 3 == 0)) for a in ids for b in ids if a < b]
+    (root / "meta" / f"{target}_face_tid_mid.txt").write_text(
+        "".join(f"{a} {t} {m}\n" for a, t, m in zip(names, templates, medias)))
+    (root / "meta" / f"{target}_name_5pts_score.txt").write_text(
+        "".join(a + "".join(f" {v!r}" for v in lm.reshape(-1).tolist()) + f" {s}\n"
+                for a, lm, s in zip(names, lms, faceness)))
+    (root / "meta" / f"{target}_template_pair_label.txt").write_text("".join(f"{a} {b} {y}\n" for a, b, y in pairs))
+    return dict(images=images, landmarks=lms, templates=np.array(templates), medias=np.array(medias),
+                faceness=np.array(faceness), pairs=pairs)
+
+
+def ijb_scores(model, ijb, flip=True, norm_score=False, detector_score=False):
+    """eval_ijbc.py written out with NumPy on the model's own embeddings of the aligned crops."""
+    crops = np.stack([transface.align_face(transface.decode_image(png(img)), lm)[0]
+                      for img, lm in zip(ijb["images"], ijb["landmarks"])])
+    raw = model.embed(crops, normalize=False)
+    if flip:
+        raw = raw + model.embed(np.ascontiguousarray(crops[:, :, ::-1]), normalize=False)
+    feats = raw.astype(np.float64)
+    if not norm_score:
+        feats = feats / np.linalg.norm(feats, axis=1, keepdims=True)
+    if detector_score:
+        feats = feats * ijb["faceness"][:, None]
+    t, m = ijb["templates"], ijb["medias"]
+    tfeat = {}
+    for tid in np.unique(t):
+        members = np.where(t == tid)[0]
+        f = sum(np.mean(feats[members[m[members] == mid]], axis=0) for mid in np.unique(m[members]))
+        tfeat[tid] = f / np.linalg.norm(f)
+    scores = np.array([tfeat[a] @ tfeat[b] for a, b, _ in ijb["pairs"]])
+    return scores, np.array([y for _, _, y in ijb["pairs"]])
+
+
+@pytest.fixture(scope="module")
+def ijb_model():
+    with transface.Builder(transface.Config(arch="ijb-test", embed_dim=32, depth=1, num_heads=4, mlp_hidden_dim=64,
+                                            embedding_size=16)) as b:
+        b.init_weights(3)
+        m = b.build()
+    yield m
+    m.close()
+
+
+IJB_FARS = (1e-6, 1e-3, 0.05, 0.1, 0.2, 0.3, 0.5, 0.8)
+
+
+def test_model_evaluate_ijb_matches_numpy(ijb_model, tmp_path):
+    ijb = make_ijb(tmp_path / "IJBC")
+    for flip, norm, det in [(True, False, False), (False, False, False), (True, True, False), (True, False, True)]:
+        r = ijb_model.evaluate_ijb(tmp_path / "IJBC", fars=IJB_FARS, flip=flip, norm_score=norm, detector_score=det)
+        scores, labels = ijb_scores(ijb_model, ijb, flip, norm, det)
+        fpr, tpr, th = sk_roc_curve(labels, scores)
+        want = eval_ijbc_tar(fpr, tpr, IJB_FARS)
+        assert np.array_equal(r.tar, want), (r.method, r.tar, want)
+        # the chosen thresholds are scores of the pairs (within float64 summation-order noise)
+        flipped = np.flipud(th)
+        idx = [min(zip(abs(np.flipud(fpr) - x), range(len(fpr))))[1] for x in IJB_FARS]
+        np.testing.assert_allclose(r.thresholds, flipped[idx], rtol=0, atol=1e-9)
+        assert r.auc == pytest.approx(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2), abs=1e-12)
+        assert (r.dataset, r.images, r.templates, r.pairs) == ("IJBC", 36, len(np.unique(ijb["templates"])),
+                                                               len(ijb["pairs"]))
+        assert (r.genuine_pairs, r.impostor_pairs) == (int(labels.sum()), int((1 - labels).sum()))
+        assert r.roc_points == len(fpr)
+        assert r.method == f"F{int(flip)}N{int(norm)}D{int(det)}"
+    print(f"tiny model on a miniature IJB-C ({r.pairs} pairs): TAR {dict(zip(IJB_FARS, r.tar.tolist()))}, AUC {r.auc:.4f}")
+    assert 0 < r.genuine_pairs < r.pairs
+
+    # image folder override, explicit dataset, results independent of the batch size
+    (tmp_path / "IJBC" / "loose_crop").rename(tmp_path / "faces")
+    (tmp_path / "IJBC" / "loose_crop").mkdir()
+    moved = ijb_model.evaluate_ijb(tmp_path / "IJBC", "ijbc", fars=IJB_FARS, image_dir=tmp_path / "faces", max_batch=3)
+    base = ijb_model.evaluate_ijb(tmp_path / "IJBC", fars=IJB_FARS, image_dir=tmp_path / "faces")
+    assert np.array_equal(moved.tar, base.tar) and np.array_equal(moved.thresholds, base.thresholds)
+    with pytest.raises(transface.FileError, match="1.ppm"):  # the default folder is now empty
+        ijb_model.evaluate_ijb(tmp_path / "IJBC", fars=IJB_FARS)
+
+
+def test_model_evaluate_ijb_errors(ijb_model, tmp_path):
+    root = tmp_path / "IJBB"
+    make_ijb(root, target="ijbb", n=12)
+    assert ijb_model.evaluate_ijb(root).dataset == "IJBB"   # detected; STANDARD_FARS
+    assert ijb_model.evaluate_ijb(root).tar.shape == (len(transface.STANDARD_FARS),)
+    with pytest.raises(transface.FileError, match="does not exist"):
+        ijb_model.evaluate_ijb(tmp_path / "missing")
+    with pytest.raises(transface.FileError, match="ijbc_face_tid_mid.txt"):
+        ijb_model.evaluate_ijb(root, "IJBC")
+    with pytest.raises(transface.InvalidArgumentError, match="IJBB"):
+        ijb_model.evaluate_ijb(root, "IJBX")
+    with pytest.raises(transface.InvalidArgumentError, match="FAR"):
+        ijb_model.evaluate_ijb(root, fars=[0.1, 2.0])
+    with pytest.raises(transface.InvalidArgumentError, match="empty"):
+        ijb_model.evaluate_ijb(root, fars=[])
+    meta = root / "meta"
+    tid = (meta / "ijbb_face_tid_mid.txt").read_text()
+    # both datasets present: detection refuses to guess
+    (meta / "ijbc_face_tid_mid.txt").write_text(tid)
+    with pytest.raises(transface.InvalidArgumentError, match="both"):
+        ijb_model.evaluate_ijb(root)
+    (meta / "ijbc_face_tid_mid.txt").unlink()
+    # malformed meta lines name their file and line
+    lines = tid.splitlines()
+    (meta / "ijbb_face_tid_mid.txt").write_text("\n".join(lines[:2] + ["3.ppm 5x 7"] + lines[3:]) + "\n")
+    with pytest.raises(transface.FormatError, match=r"ijbb_face_tid_mid.txt' line 3"):
+        ijb_model.evaluate_ijb(root)
+    (meta / "ijbb_face_tid_mid.txt").write_text(tid)
+    lm = (meta / "ijbb_name_5pts_score.txt").read_text()
+    (meta / "ijbb_name_5pts_score.txt").write_text(lm.replace(lm.splitlines()[1], "2.png 1 2 3"))
+    with pytest.raises(transface.FormatError, match=r"ijbb_name_5pts_score.txt' line 2.*12 fields"):
+        ijb_model.evaluate_ijb(root)
+    (meta / "ijbb_name_5pts_score.txt").write_text(lm)
+    pairs = (meta / "ijbb_template_pair_label.txt").read_text()
+    (meta / "ijbb_template_pair_label.txt").write_text(pairs + "200 211 2\n")
+    with pytest.raises(transface.FormatError, match="template_pair_label.txt' line"):
+        ijb_model.evaluate_ijb(root)
+    (meta / "ijbb_template_pair_label.txt").write_text(pairs + "200 99999 1\n")
+    with pytest.raises(transface.FormatError, match="99999"):
+        ijb_model.evaluate_ijb(root)
+    (meta / "ijbb_template_pair_label.txt").write_text(pairs)
+    # an image that is not an image
+    (root / "loose_crop" / "1.ppm").write_bytes(b"not an image")
+    with pytest.raises(transface.FormatError):
+        ijb_model.evaluate_ijb(root)

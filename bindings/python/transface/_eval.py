@@ -8,6 +8,7 @@
         print(m.evaluate_bin("lfw.bin").accuracy)
         print(m.evaluate_pairs("devtest_pairs.tsv", "lfw/", landmarks="included_5pt.tsv",
                                interleaved=True).accuracy)
+        print(m.evaluate_ijb("IJB_release/IJBC").tar)        # TAR at STANDARD_FARS
 
 Verification follows insightface's eval/verification.py to the last bit on float64 distances
 (see include/transface.h, section "evaluation"); TAR@FAR follows eval_ijbc.py: the ROC point
@@ -23,7 +24,7 @@ from . import _lib as L
 from ._api import Model
 from ._lib import InvalidArgumentError, check
 
-__all__ = ["VerifyResult", "verify", "verify_distances", "pair_distances", "roc_curve", "tar_at_far",
+__all__ = ["VerifyResult", "IJBResult", "verify", "verify_distances", "pair_distances", "roc_curve", "tar_at_far",
            "STANDARD_FARS"]
 
 STANDARD_FARS = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
@@ -201,6 +202,69 @@ def _evaluate_pairs(self, pairs, image_root, landmarks=None, folds=10, interleav
     return self._run(threads, max_batch, run)
 
 
+@dataclasses.dataclass
+class IJBResult:
+    """IJB-B/C 1:1 results of a model (insightface's eval_ijbc.py protocol)."""
+    dataset: str                # "IJBB" or "IJBC"
+    fars: np.ndarray            # target FARs
+    tar: np.ndarray             # TAR at each (the ROC point whose FPR is closest to the target)
+    thresholds: np.ndarray      # score threshold of each chosen point (inf for the (0, 0) point)
+    auc: float                  # area under the ROC
+    images: int
+    templates: int
+    pairs: int
+    genuine_pairs: int
+    impostor_pairs: int
+    roc_points: int
+    flip: bool                  # F1
+    norm_score: bool            # N1
+    detector_score: bool        # D1
+
+    @property
+    def method(self):
+        """insightface's flag naming, e.g. "F1N0D0"."""
+        return f"F{int(self.flip)}N{int(self.norm_score)}D{int(self.detector_score)}"
+
+    def as_dict(self):
+        return dataclasses.asdict(self)
+
+
+def _evaluate_ijb(self, path, dataset=None, fars=STANDARD_FARS, flip=True, norm_score=False, detector_score=False,
+                  threads=1, max_batch=8, image_dir=None):
+    """IJB-B/C 1:1 verification of this model on an IJB_release folder (path/loose_crop,
+    path/meta/<ijbb|ijbc>_*.txt), as insightface's eval_ijbc.py: per-image embeddings (F1
+    flip-sum, N1 keep norms, D1 faceness weighting), per-media mean summed per template,
+    cosine of template pairs, TAR at the FPR closest to each target. dataset: "IJBB", "IJBC" or
+    None (detected from the meta files); image_dir overrides path/loose_crop. An IJBResult."""
+    lib = L.lib()
+    p = lib.transface_ijb_default_params()
+    p.flip = 1 if flip else 0
+    p.use_norm_score = 1 if norm_score else 0
+    p.use_detector_score = 1 if detector_score else 0
+    keep = []
+    if image_dir is not None:
+        keep.append(L.encode_path(image_dir, "image_dir"))
+        p.image_dir = keep[-1]
+    f = np.ascontiguousarray(np.asarray(fars, dtype=np.float64).reshape(-1))
+    if f.size == 0:
+        raise InvalidArgumentError("fars is empty")
+    ds = None if dataset is None else L.encode(dataset, "dataset")
+    root = L.encode_path(path, "path")
+
+    def run(ctx):
+        tar, th = np.empty(f.size), np.empty(f.size)
+        s = L.new_struct(L.transface_ijb_summary)
+        check(lib.transface_evaluate_ijb(ctx._handle(), root, ds, byref(p), _dptr(f), f.size, _dptr(tar), _dptr(th),
+                                         f.size, byref(s)))
+        return IJBResult(dataset=s.dataset.decode(), fars=f.copy(), tar=tar, thresholds=th, auc=s.auc,
+                         images=int(s.images), templates=int(s.templates), pairs=int(s.pairs),
+                         genuine_pairs=int(s.genuine_pairs), impostor_pairs=int(s.impostor_pairs),
+                         roc_points=int(s.roc_points), flip=bool(flip), norm_score=bool(norm_score),
+                         detector_score=bool(detector_score))
+    return self._run(threads, max_batch, run)
+
+
 # Model's evaluation methods live here, next to the rest of the evaluation API.
 Model.evaluate_bin = _evaluate_bin
 Model.evaluate_pairs = _evaluate_pairs
+Model.evaluate_ijb = _evaluate_ijb

@@ -383,6 +383,30 @@ class transface_verify_result(Structure):
     ]
 
 
+class transface_ijb_params(Structure):
+    _fields_ = [
+        ("struct_size", c_uint32),
+        ("flip", c_int32),
+        ("use_norm_score", c_int32),
+        ("use_detector_score", c_int32),
+        ("image_dir", c_char_p),
+    ]
+
+
+class transface_ijb_summary(Structure):
+    _fields_ = [
+        ("struct_size", c_uint32),
+        ("dataset", ctypes.c_char * 8),
+        ("images", c_size_t),
+        ("templates", c_size_t),
+        ("pairs", c_size_t),
+        ("genuine_pairs", c_size_t),
+        ("impostor_pairs", c_size_t),
+        ("roc_points", c_size_t),
+        ("auc", ctypes.c_double),
+    ]
+
+
 transface_recordio_p = c_void_p
 transface_bin_p = c_void_p
 f64_p = POINTER(ctypes.c_double)
@@ -426,12 +450,19 @@ FUNCTIONS.update({
     "transface_evaluate_pairs": (transface_status, [transface_context_p, c_char_p, c_char_p,
                                                     c_char_p, POINTER(transface_verify_params),
                                                     POINTER(transface_verify_result)]),
+    "transface_ijb_default_params": (transface_ijb_params, []),
+    "transface_evaluate_ijb": (transface_status, [transface_context_p, c_char_p, c_char_p,
+                                                  POINTER(transface_ijb_params), f64_p, c_size_t,
+                                                  f64_p, f64_p, c_size_t,
+                                                  POINTER(transface_ijb_summary)]),
 })
 
 STRUCTS.update({
     "transface_pack_params": transface_pack_params,
     "transface_verify_params": transface_verify_params,
     "transface_verify_result": transface_verify_result,
+    "transface_ijb_params": transface_ijb_params,
+    "transface_ijb_summary": transface_ijb_summary,
 })
 
 # ------------------------------------------------------------------ training
