@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The main job: set up, build the release library, convert the official TransFace weights of
 # the reference model into a model file, embed the official inputs from Python, C and Rust and
-# compare with the official PyTorch outputs, then measure vit_s (official init) on this CPU.
-# Writes into out/ ; reads ../shared (never copied).
+# compare with the official PyTorch outputs, measure vit_s (official init) on this CPU, then train
+# a small TransFace on the LFW training identities for a few minutes (DEMO_MINUTES, default 3)
+# and evaluate it on the official View-1 test pairs next to the raw-pixel baseline.
+# Writes into out/demo ; reads ../shared (never copied).
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
@@ -54,4 +56,6 @@ bench="$repo/.build/release/transface-bench"
 [ -f "$out/vit_s.tfm" ] || "$bench" make-model vit_s "$out/vit_s.tfm"
 "$bench" load "$out/vit_s.tfm"
 "$bench" embed "$out/vit_s.tfm" --threads 2 --batch 1,8 --seconds 5
-echo "== done: model files in $out"
+echo "== training a small TransFace on the 298 LFW training identities, testing on the View-1 pairs"
+python3 bindings/python/examples/train_lfw.py --data "$shared/data/lfw" --out "$out" --minutes "${DEMO_MINUTES:-3}"
+echo "== done: model files and results in $out"
