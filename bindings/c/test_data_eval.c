@@ -18,21 +18,7 @@
 
 #include "transface.h"
 
-static int passed, failed;
-
-#define CHECK(cond, ...)                                                      \
-    do {                                                                      \
-        if (cond) {                                                           \
-            passed++;                                                         \
-        } else {                                                              \
-            failed++;                                                         \
-            fprintf(stderr, "FAIL test_data_eval.c:%d: ", __LINE__);          \
-            fprintf(stderr, __VA_ARGS__);                                     \
-            fprintf(stderr, " (last error: %s)\n", transface_last_error());   \
-        }                                                                     \
-    } while (0)
-#define OK(call) CHECK((call) == TRANSFACE_OK, "%s failed", #call)
-#define ERR(want, call) CHECK((call) == (want), "%s: expected status %d", #call, (int)(want))
+#include "check.h"
 
 /* A little-endian .npy file (format 1.0): its data after the header, and the byte count. */
 static unsigned char *npy(const char *dir, const char *name, size_t *count) {

@@ -19,21 +19,7 @@
 
 #include "transface.h"
 
-static int passed, failed;
-
-#define CHECK(cond, ...)                                                      \
-    do {                                                                      \
-        if (cond) {                                                           \
-            passed++;                                                         \
-        } else {                                                              \
-            failed++;                                                         \
-            fprintf(stderr, "FAIL test_ijb.c:%d: ", __LINE__);                \
-            fprintf(stderr, __VA_ARGS__);                                     \
-            fprintf(stderr, " (last error: %s)\n", transface_last_error());   \
-        }                                                                     \
-    } while (0)
-#define OK(call) CHECK((call) == TRANSFACE_OK, "%s failed", #call)
-#define ERR(want, call) CHECK((call) == (want), "%s: expected status %d", #call, (int)(want))
+#include "check.h"
 #define HAS(text) CHECK(strstr(transface_last_error(), (text)) != NULL, "last error lacks '%s'", (text))
 
 #define N 24          /* images */

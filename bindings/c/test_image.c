@@ -15,27 +15,7 @@
 
 #include "transface.h"
 
-static int passed, failed;
-
-#define CHECK(cond, ...)                                                   \
-    do {                                                                   \
-        if (cond) {                                                        \
-            passed++;                                                      \
-        } else {                                                           \
-            failed++;                                                      \
-            fprintf(stderr, "FAIL test_image.c:%d: ", __LINE__);           \
-            fprintf(stderr, __VA_ARGS__);                                  \
-            fprintf(stderr, " [last error: %s]\n", transface_last_error()); \
-        }                                                                  \
-    } while (0)
-
-#define EXPECT(status, call)                                                                   \
-    do {                                                                                       \
-        transface_status s_ = (call);                                                          \
-        CHECK(s_ == (status), "%s -> %d (%s), expected %d", #call, (int)s_,                   \
-              transface_status_string(s_), (int)(status));                                     \
-        if ((status) != TRANSFACE_OK) CHECK(transface_last_error()[0] != '\0', "no message"); \
-    } while (0)
+#include "check.h"
 
 /* ------------------------------------------------------------------ files */
 

@@ -8,11 +8,7 @@
 #include <unistd.h>
 #include "transface.h"
 
-static int passed, failed;
-#define CHECK(cond, ...) do { if (cond) passed++; else { failed++; printf("FAIL %s:%d: ", __FILE__, __LINE__); \
-    printf(__VA_ARGS__); printf("\n"); } } while (0)
-#define EXPECT(status, call) do { transface_status s_ = (call); CHECK(s_ == (status), "%s returned %d (%s), expected %d", \
-    #call, (int)s_, transface_last_error(), (int)(status)); } while (0)
+#include "check.h"
 
 static const char *CONFIG =
     "{\"arch\": \"custom\", \"model\": {\"img_size\": 36, \"embed_dim\": 32, \"depth\": 2, \"num_heads\": 4,"
