@@ -745,8 +745,8 @@ impl Context {
     }
 
     /// Embeds `count` aligned faces of `width` x `height` (the model's input size), stored
-    /// row by row with interleaved channels in the model's channel order. Returns count * E
-    /// floats, unit length unless `flags` has [`EmbedFlags::NO_NORMALIZE`].
+    /// row by row with interleaved R, G, B channels (whatever the model's channel order).
+    /// Returns count * E floats, unit length unless `flags` has [`EmbedFlags::NO_NORMALIZE`].
     pub fn embed(
         &mut self,
         images: &[u8],
