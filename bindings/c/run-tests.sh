@@ -70,6 +70,7 @@ fi
 step "test_cxx" "$build/test_cxx"
 step "test_image (decoding, alignment; parity with ../shared/reference/align)" sh -c "$CC $cflags -o '$build/test_image' '$here/test_image.c' $link -lm && '$build/test_image' '$repo/../shared'"
 step "test_train (trainer: steps, checkpoint and exact resume, errors)" sh -c "$CC $cflags -o '$build/test_train' '$here/test_train.c' $link -lm && '$build/test_train'"
+step "test_stress (8 threads sharing a model, ${TRANSFACE_STRESS_SECONDS:-30} s; concurrent load/free)" sh -c "$CC $cflags -o '$build/test_stress' '$here/test_stress.c' $link -lm -lpthread && '$build/test_stress'"
 step "test_data_eval (datasets, evaluation; parity with ../shared/reference/verification)" sh -c "$CC $cflags -o '$build/test_data_eval' '$here/test_data_eval.c' $link -lm && '$build/test_data_eval' '$repo/../shared'"
 step "test_ijb (IJB-C 1:1 evaluation of a model against the protocol by hand, errors)" sh -c "$CC $cflags -o '$build/test_ijb' '$here/test_ijb.c' $link -lm && '$build/test_ijb'"
 
