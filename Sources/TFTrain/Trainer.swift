@@ -180,10 +180,14 @@ public final class Trainer {
             noiseRNG = savedNoise
             dpapRandom = savedDPAP
             partialFC.rng = savedCentreRNG
-            if config.nonFinite == .refuse {
-                throw TransFaceError(.numeric, "step \(step + 1): \(what) is not finite; the step was refused and nothing changed")
-            }
+            // The accumulation window this batch belonged to starts again (weights untouched).
+            microStep -= microStep % config.gradientAccumulation
             gradients.zero()
+            partialFC.gradient.zero()
+            centreGradientSum.update(repeating: 0)
+            if config.nonFinite == .refuse {
+                throw TransFaceError(.numeric, "step \(step + 1): \(what) is not finite; the step was refused and the weights are unchanged")
+            }
             return StepResult(loss: .nan, firstPassLoss: .nan, learningRate: scheduler.lr, gradientNorm: .nan, clipCoefficient: .nan,
                               optimizerStepped: false, skipped: true, imagesAugmented: 0, timings: timings)
         }

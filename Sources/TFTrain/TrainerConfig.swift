@@ -43,8 +43,9 @@ public struct TrainerConfig {
     public var gradientAccumulation: Int
     public var seed: UInt64
     public var threads: Int
-    /// What a step whose loss or gradients are not finite does: `refuse` throws (weights and
-    /// statistics unchanged), `skip` leaves everything unchanged and reports the step skipped.
+    /// What a step whose loss or gradients are not finite does: `refuse` throws, `skip` reports
+    /// the batch skipped. Either way weights, statistics and RNG streams are as before the batch,
+    /// and a partly accumulated gradient (gradient accumulation) is dropped.
     public enum NonFinitePolicy: String, Sendable { case refuse, skip }
     public var nonFinite: NonFinitePolicy
     /// The JSON text this configuration was read from (stored in checkpoints).

@@ -181,6 +181,19 @@ final class GradientAccumulationTests: XCTestCase {
         }
         XCTAssertEqual(stepped, [false, false, true, false, false, true])
         XCTAssertEqual(trainer.step, 2)
+        // A refused batch drops the partial window; training then goes on normally.
+        let (good, goodLabels) = data.batch(8)
+        XCTAssertFalse(try trainer.step(images: good, labels: goodLabels).optimizerStepped)
+        let offset = trainer.layout["norm.bias"]!.offset
+        let saved = trainer.parameters.base[offset]
+        trainer.parameters.base[offset] = .nan
+        XCTAssertThrowsError(try trainer.step(images: good, labels: goodLabels))
+        trainer.parameters.base[offset] = saved
+        XCTAssertEqual(trainer.microStep, 6)
+        for expected in [false, false, true] {
+            XCTAssertEqual(try trainer.step(images: good, labels: goodLabels).optimizerStepped, expected)
+        }
+        XCTAssertTrue(trainer.parameters.all.allSatisfy(\.isFinite))
         let folder = try Reference.temporaryFolder()
         defer { Reference.removeTree(folder) }
         let (images, labels) = data.batch(8)
