@@ -296,28 +296,26 @@ public enum AmplitudeMix {
     /// Array conveniences.
     public static func mix(source: [UInt8], partner: [UInt8], height: Int = 9, width: Int = 9, channels: Int = 3,
                            lambda: Double, ratio: Double = 1) throws -> [UInt8] {
-        var out = [UInt8](repeating: 0, count: source.count)
-        try source.withUnsafeBufferPointer { s in
-            try partner.withUnsafeBufferPointer { p in
-                try out.withUnsafeMutableBufferPointer { o in
-                    try mix(source: s, partner: p, height: height, width: width, channels: channels,
-                            lambda: lambda, ratio: ratio, into: o)
-                }
-            }
+        try withBuffers(source, partner) { s, p, o in
+            try mix(source: s, partner: p, height: height, width: width, channels: channels, lambda: lambda, ratio: ratio, into: o)
         }
-        return out
     }
 
     public static func mix(source: [Float], partner: [Float], height: Int = 9, width: Int = 9, channels: Int = 3,
                            lambda: Double, ratio: Double = 1) throws -> [UInt8] {
+        try withBuffers(source, partner) { s, p, o in
+            try mix(source: s, partner: p, height: height, width: width, channels: channels, lambda: lambda, ratio: ratio, into: o)
+        }
+    }
+
+    /// Runs `body` over the two arrays' buffers and a new output of `source.count` bytes.
+    private static func withBuffers<T>(
+        _ source: [T], _ partner: [T],
+        _ body: (UnsafeBufferPointer<T>, UnsafeBufferPointer<T>, UnsafeMutableBufferPointer<UInt8>) throws -> Void
+    ) rethrows -> [UInt8] {
         var out = [UInt8](repeating: 0, count: source.count)
         try source.withUnsafeBufferPointer { s in
-            try partner.withUnsafeBufferPointer { p in
-                try out.withUnsafeMutableBufferPointer { o in
-                    try mix(source: s, partner: p, height: height, width: width, channels: channels,
-                            lambda: lambda, ratio: ratio, into: o)
-                }
-            }
+            try partner.withUnsafeBufferPointer { p in try out.withUnsafeMutableBufferPointer { try body(s, p, $0) } }
         }
         return out
     }

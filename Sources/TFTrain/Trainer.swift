@@ -1,9 +1,6 @@
 import TFCore
 import TFModel
 
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// One TransFace training run: parameters, gradients and optimizer moments in slabs laid out
 /// by the model's table, class centres (Partial FC), and every random stream, seeded.
@@ -162,8 +159,8 @@ public final class Trainer {
             throw TransFaceError.invalidArgument("label \(bad) is outside 0..<\(config.numClasses)")
         }
         var timings: [(String, Double)] = []
-        var clock = now()
-        func lap(_ phase: String) { let t = now(); timings.append((phase, t - clock)); clock = t }
+        var clock = monotonicSeconds()
+        func lap(_ phase: String) { let t = monotonicSeconds(); timings.append((phase, t - clock)); clock = t }
 
         // Everything a refused or skipped step must leave as it was.
         let runningStats = layout.entries.filter { !$0.trainable }.map { ($0, Array(parameters.view($0.offset, $0.count))) }
@@ -313,15 +310,18 @@ public final class Trainer {
     /// `partial_fc.weight`.
     public func tensor(_ name: String) throws -> [Float] {
         if name == "partial_fc.weight" { return Array(partialFC.weight.all) }
-        if name.hasPrefix("optimizer.") || name.hasPrefix("gradient.") {
-            for (tensorName, slab, offset, count) in stateTensors() where tensorName == name {
-                return Array(slab.view(offset, count))
+        if name == "gradient.partial_fc.weight" { return Array(partialFC.gradient.all) }
+        if name.hasPrefix("gradient.") {
+            guard let e = layout[String(name.dropFirst("gradient.".count))] else {
+                throw TransFaceError.notFound("no training tensor '\(name)'")
             }
-            if name.hasPrefix("gradient."), let e = layout[String(name.dropFirst("gradient.".count))] {
-                return Array(gradients.view(e.offset, e.count))
+            return Array(gradients.view(e.offset, e.count))
+        }
+        if name.hasPrefix("optimizer.") {
+            guard let (_, slab, offset, count) = stateTensors().first(where: { $0.0 == name }) else {
+                throw TransFaceError.notFound("no training tensor '\(name)'")
             }
-            if name == "gradient.partial_fc.weight" { return Array(partialFC.gradient.all) }
-            throw TransFaceError.notFound("no training tensor '\(name)'")
+            return Array(slab.view(offset, count))
         }
         let e = try layout.entry(name)
         return Array(parameters.view(e.offset, e.count))
@@ -353,10 +353,4 @@ public final class Trainer {
         }
         return out
     }
-}
-
-private func now() -> Double {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
 }

@@ -16,12 +16,6 @@ import TFTrain
 import Glibc
 #endif
 
-func now() -> Double {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
-}
-
 /// Peak resident set size of this process in bytes.
 func peakRSS() -> Int {
     var usage = rusage()
@@ -73,11 +67,11 @@ func embedBenchmark(_ args: [String]) throws {
         }
         try once()  // warm-up
         var rates: [Double] = []
-        let start = now()
-        while rates.count < 3 || (now() - start < seconds && rates.count < 1000) {
-            let t0 = now()
+        let start = monotonicSeconds()
+        while rates.count < 3 || (monotonicSeconds() - start < seconds && rates.count < 1000) {
+            let t0 = monotonicSeconds()
             try once()
-            rates.append(Double(batch) / (now() - t0))
+            rates.append(Double(batch) / (monotonicSeconds() - t0))
         }
         rates.sort()
         let median = rates[rates.count / 2]
@@ -89,9 +83,9 @@ func embedBenchmark(_ args: [String]) throws {
 func loadBenchmark(_ args: [String]) throws {
     guard let path = args.first else { fail("load needs MODEL.tfm") }
     let before = peakRSS()
-    let t0 = now()
+    let t0 = monotonicSeconds()
     let m = try ModelFile.load(path: path)
-    let elapsed = now() - t0
+    let elapsed = monotonicSeconds() - t0
     let weights = m.layout.weightBytes
     let peak = peakRSS()
     print(#"{"bench":"load","arch":"\#(m.config.arch)","seconds":\#((elapsed * 1000).rounded() / 1000),"weight_mb":\#(weights >> 20),"rss_before_mb":\#(before >> 20),"peak_rss_mb":\#(peak >> 20),"peak_over_weights":\#((Double(peak - before) / Double(weights) * 1000).rounded() / 1000)}"#)
@@ -116,9 +110,9 @@ func trainBenchmark(_ args: [String]) throws {
     _ = try trainer.step(images: images, labels: labels)  // warm-up
     var rates: [Double] = [], phases: [String: Double] = [:]
     for _ in 0..<steps {
-        let t0 = now()
+        let t0 = monotonicSeconds()
         let r = try trainer.step(images: images, labels: labels)
-        rates.append(Double(batch) / (now() - t0))
+        rates.append(Double(batch) / (monotonicSeconds() - t0))
         for (p, s) in r.timings { phases[p, default: 0] += s / Double(steps) }
     }
     rates.sort()

@@ -3,9 +3,6 @@ import TFCore
 import TFModel
 import TFTrain
 
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// Training: DPAP's amplitude-spectrum mix for callers augmenting their own patches.
 
@@ -112,10 +109,4 @@ final class TrainerHandle {
         try require(capacity >= values.count, "capacity \(capacity) is smaller than the \(values.count) values of '\(name)'")
         out.update(from: values, count: values.count)
     }
-}
-
-private func monotonicSeconds() -> Double {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
 }

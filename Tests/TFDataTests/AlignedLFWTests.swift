@@ -74,22 +74,20 @@ final class AlignedLFWTests: XCTestCase {
         guard getenv("TRANSFACE_LOADER_BENCH") != nil else { throw XCTSkip("set TRANSFACE_LOADER_BENCH=1 (release build)") }
         let dir = try Reference.temporaryFolder()
         defer { Reference.removeTree(dir) }
-        var t0 = timespec(), t1 = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &t0)
+        let packStart = monotonicSeconds()
         _ = try Self.packAligned(count: nil, to: dir)
-        clock_gettime(CLOCK_MONOTONIC, &t1)
+        let packSeconds = monotonicSeconds() - packStart
         let ds = try RecordIODataset(path: dir)
         let recBytes = try ReadableFile(path: dir + "/train.rec").size
-        print("packed \(ds.count) aligned LFW faces (JPEG q95, \(recBytes / 1024) KiB) in \(Double(t1.tv_sec - t0.tv_sec) + Double(t1.tv_nsec - t0.tv_nsec) / 1e9) s")
+        print("packed \(ds.count) aligned LFW faces (JPEG q95, \(recBytes / 1024) KiB) in \(packSeconds) s")
         for threads in [1, 2, 4] {
             var o = DataLoader.Options()
             o.batchSize = 128; o.threads = threads; o.prefetch = 2 * threads; o.epochs = 3
             let loader = try DataLoader(dataset: ds, decode: DataLoader.standardDecoder, options: o)
-            clock_gettime(CLOCK_MONOTONIC, &t0)
+            let start = monotonicSeconds()
             var images = 0, batches = 0
             while let b = try loader.next() { images += b.count; batches += 1 }
-            clock_gettime(CLOCK_MONOTONIC, &t1)
-            let s = Double(t1.tv_sec - t0.tv_sec) + Double(t1.tv_nsec - t0.tv_nsec) / 1e9
+            let s = monotonicSeconds() - start
             print("loader, \(threads) thread(s): \(batches) batches of 128 in \(s) s: \(Int(Double(images) / s)) images/s, \(Double(batches) / s) batches/s")
         }
     }

@@ -47,8 +47,10 @@ final class ViTBackwardTests: XCTestCase {
         }
 
         func loss() throws -> Double {
-            try forward.run(weights: weights, input: .rgb8(images), count: batch, mode: .train(updateRunningStatistics: false),
-                            noise: noise)
+            try images.withUnsafeBufferPointer {
+                try forward.run(weights: weights, input: .rgb8($0.baseAddress!), count: batch,
+                                mode: .train(updateRunningStatistics: false), noise: noise)
+            }
             var l = 0.0
             for (a, b) in zip(forward.embeddings, c) { l += Double(a) * Double(b) }
             for (a, b) in zip(forward.patchStd, p) { l += Double(a) * Double(b) }
