@@ -1,4 +1,4 @@
-"""Command line: python3 -m transface {convert, export, info} ...
+"""Command line: python3 -m transface {convert, export, info, export-onnx} ...
 
 Exit codes: 0 success; 2 the input was refused (bad or mismatched source, usage error), with one
 line on stderr; 1 any other library error (one line on stderr).
@@ -82,6 +82,43 @@ def _cmd_info(args):
     return 0
 
 
+def _cmd_export_onnx(args):
+    from .onnx_export import OnnxDependencyError, OnnxExportError, export_onnx, verify_onnx
+    prog = "transface export-onnx"
+    batch = None
+    if args.batch != "dynamic":
+        try:
+            batch = int(args.batch)
+        except ValueError:
+            batch = 0
+        if batch < 1:
+            sys.stderr.write(f"{prog}: error: --batch expects a positive integer or 'dynamic', got '{args.batch}'\n")
+            return 2
+    try:
+        info = export_onnx(args.model, args.output, batch=batch, opset=args.opset, input_type=args.input_type,
+                           external_data=True if args.external_data else None)
+        if not args.quiet:
+            ops = ", ".join(f"{k} {v}" for k, v in sorted(info["ops"].items()))
+            print(f"wrote {args.output}: opset {info['opset']}, {info['nodes']} nodes, "
+                  f"{info['parameters']} parameters ({info['bytes'] / 2**20:.1f} MiB"
+                  f"{', weights in ' + args.output + '.data' if info['external_data'] else ''})")
+            print(f"input {info['input'][0]} {info['input'][1]} {info['input'][2]} (NHWC RGB), output "
+                  f"{info['output'][0]} float32 {info['output'][2]} (not normalised)")
+            print(f"ops: {ops}")
+        if args.verify:
+            r = verify_onnx(args.model, args.output, count=batch or args.verify)
+            print(f"verify ({r['images']} random images, onnxruntime vs libtransface): max |diff| "
+                  f"{r['max_abs_diff']:.3g} = {r['relative']:.3g} of max |embedding|, min cosine "
+                  f"{r['min_cosine']:.9f}")
+    except OnnxDependencyError as e:
+        sys.stderr.write(f"{prog}: error: {_one_line(e)}\n")
+        return 1
+    except OnnxExportError as e:
+        sys.stderr.write(f"{prog}: error: {_one_line(e)}\n")
+        return 2
+    return 0
+
+
 def _prod(shape):
     n = 1
     for d in shape:
@@ -123,6 +160,20 @@ def build_parser():
     i.add_argument("--json", action="store_true")
     i.add_argument("--no-verify", action="store_true", help="skip checksum verification")
     i.set_defaults(func=_cmd_info)
+
+    o = sub.add_parser("export-onnx", help="model file -> ONNX graph (uint8 NHWC RGB faces -> raw embedding)")
+    o.add_argument("model")
+    o.add_argument("-o", "--output", required=True, help="ONNX file to write")
+    o.add_argument("--batch", default="dynamic", help="batch size N, or 'dynamic' (default)")
+    o.add_argument("--opset", type=int, default=17, help="ONNX opset (>= 17; default 17)")
+    o.add_argument("--input-type", choices=("uint8", "float32"), default="uint8",
+                   help="uint8 pixels (default, as Model.embed) or float32 pixel values 0..255")
+    o.add_argument("--external-data", action="store_true",
+                   help="weights in OUTPUT.data beside the graph (automatic above 2 GiB)")
+    o.add_argument("--verify", type=int, nargs="?", const=4, default=0, metavar="N",
+                   help="then compare onnxruntime with libtransface on N random images (default 4)")
+    o.add_argument("-q", "--quiet", action="store_true")
+    o.set_defaults(func=_cmd_export_onnx)
     return p
 
 
