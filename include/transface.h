@@ -23,10 +23,29 @@
  *  - transface_model is immutable after loading: share it between any number of threads.
  *    transface_model_free may be called while contexts created from it are alive: the weights
  *    are released when the last of them is freed.
+ *  - transface_model_load and transface_model_free may run on any threads at the same time,
+ *    also while other threads embed with other (or the same, still referenced) models.
  *  - transface_context holds the buffers of one inference stream: use it from one thread at a
- *    time (calls on different contexts run in parallel, each on its own workers).
+ *    time (calls on different contexts run in parallel, each on its own workers). Typical use:
+ *    one model shared by all threads, one context per thread.
+ *  - transface_trainer is not shareable: one thread at a time (its worker threads are its own);
+ *    different trainers may run in parallel.
  *  - transface_builder: one thread at a time.
- *  - transface_last_error() is per thread.
+ *  - transface_recordio and transface_bin may be read from several threads at once.
+ *  - Functions without a handle (decoding, alignment, comparison, evaluation of arrays) are
+ *    reentrant.
+ *  - transface_last_error() is per thread: a failing call never changes another thread's
+ *    message.
+ *  bindings/c/test_stress.c checks this contract under load (8 threads sharing a model, each
+ *  with its own context, while other threads load and free models).
+ *
+ * Untrusted input
+ *  - Sizes claimed by a file are checked against the file's size and against the caller's limit
+ *    before anything is allocated: model files and checkpoints (every tensor record must lie in
+ *    the file; transface_load_params.max_weight_bytes), images
+ *    (transface_decode_params.max_pixels), RecordIO records, .bin sets.
+ *  - Paths read from dataset files resolve under the dataset root only (see "datasets").
+ *  - Damaged files fail with TRANSFACE_FORMAT; nothing in a file is executed.
  *  - Parallelism: each context runs its own worker threads (num_threads, including the calling
  *    thread) and calls OpenBLAS single-threaded from them. The library sets OpenBLAS to one
  *    thread when the first context is created; do not raise it while contexts run.
@@ -98,6 +117,8 @@ typedef struct transface_config {
     int32_t embedding_size;  /* output embedding E; 512 officially */
     float drop_path_rate;    /* training only */
     float mask_ratio;        /* training only */
+    int32_t no_se_gate;      /* 0: the SE module re-weights the tokens (TransFace, every official
+                                model); 1: plain ViT without it (the paper's ablation baseline) */
 } transface_config;
 
 /**
@@ -144,6 +165,9 @@ transface_load_params transface_load_default_params(void);
 /**
  * Load a model file (.tfm). Weights are read straight into one aligned buffer: peak memory
  * is the weight size plus a small header. float16/bfloat16 tensors are converted to float32.
+ * A header whose tensors do not tile the file exactly (e.g. claiming sizes the file does not
+ * hold) fails with TRANSFACE_FORMAT before the weights are allocated; weights above
+ * params->max_weight_bytes fail with TRANSFACE_INVALID_ARGUMENT, also before allocating.
  */
 transface_status transface_model_load(const char *path, const transface_load_params *params,
                                       transface_model **out_model);
@@ -396,7 +420,10 @@ transface_status transface_align_face(const uint8_t *image, int32_t width, int32
  *
  * Paths read from inside dataset files (list entries, pairs lists, image names) are resolved
  * under the dataset's root folder only: absolute paths and ".." components are refused with
- * TRANSFACE_FORMAT, so a dataset file never names a file outside its root.
+ * TRANSFACE_FORMAT, so a dataset file never names a file outside its root. The rule is lexical:
+ * symbolic links inside the root are followed like any file (the root's contents are trusted,
+ * only the text of list, pairs and IJB files is not); do not place links there you would not
+ * want read.
  */
 
 /** An opened RecordIO training set. Reads may come from several threads at once. */
@@ -700,7 +727,10 @@ typedef struct transface_trainer transface_trainer;
 transface_status transface_trainer_create(const char *config_json, const transface_model *init_model,
                                           transface_trainer **out_trainer);
 /** Continue from a checkpoint; num_threads 0 keeps the saved count (needed for bit-exact
- *  continuation). */
+ *  continuation). The weights, class centres, optimizer moments, random streams, position and
+ *  learning-rate back-off are restored; the tensor sizes the stored configuration implies are
+ *  checked against the file before the trainer is allocated (TRANSFACE_FORMAT otherwise), and a
+ *  truncated or damaged checkpoint fails with TRANSFACE_FORMAT. */
 transface_status transface_trainer_resume(const char *checkpoint_path, int32_t num_threads,
                                           transface_trainer **out_trainer);
 void transface_trainer_free(transface_trainer *trainer);
@@ -710,11 +740,13 @@ typedef struct transface_step_result {
     uint32_t struct_size;
     double loss;              /* the trained pass's loss */
     double first_pass_loss;   /* the no-gradient pass's loss (DPAP on), else NaN */
-    double learning_rate;     /* the rate this step used */
+    double learning_rate;     /* the rate this step used (a skipped batch: the next step's rate,
+                                 already reduced under "non_finite": "reduce_lr") */
     double gradient_norm;     /* backbone gradient norm before clipping (NaN: no optimizer step) */
     double clip_coefficient;  /* factor applied to the backbone gradients (1: not clipped) */
     int32_t optimizer_stepped; /* 1 when the batch completed an optimizer step */
-    int32_t skipped;          /* 1 when skipped for a non-finite value ("non_finite": "skip") */
+    int32_t skipped;          /* 1 when skipped for a non-finite value ("non_finite": "skip" or
+                                 "reduce_lr") */
     int32_t images_augmented; /* images DPAP changed */
     uint64_t step;            /* optimizer steps taken so far */
     double seconds;           /* wall time of the call */
@@ -722,11 +754,24 @@ typedef struct transface_step_result {
 
 /** One batch: batch_size RGB images of the configured size and their labels in
  *  [0, num_classes). A non-finite loss or gradient fails with TRANSFACE_NUMERIC and changes
- *  nothing (unless the configuration says "non_finite": "skip"). out may be NULL. */
+ *  nothing (weights, statistics, random streams; a partly accumulated gradient is dropped).
+ *  With "non_finite": "skip" the batch is skipped instead (out->skipped = 1, TRANSFACE_OK); with
+ *  "non_finite": "reduce_lr" it is skipped and the learning rate is multiplied by
+ *  "non_finite_lr_factor" (default 0.5) for the rest of the run (the factor is kept in
+ *  checkpoints; see transface_trainer_get_info). out may be NULL. */
 transface_status transface_trainer_step(transface_trainer *trainer, const uint8_t *images,
                                         const int32_t *labels, size_t count, int32_t width,
                                         int32_t height, transface_step_result *out);
-/** Write a checkpoint (atomically); resume with transface_trainer_resume. */
+/**
+ * Write a checkpoint; resume with transface_trainer_resume. Crash-safe: the file is written as
+ * "<path>.tmp-<pid>-<random>" beside path, fsynced, renamed over path, and the folder fsynced,
+ * so path always holds a complete checkpoint (the previous or the new one), even if the process
+ * is killed or the machine loses power mid-write. A killed writer may leave its temporary file
+ * behind: the library never reads such files (delete them at will). A failed write (disk full,
+ * file size limit, unwritable or missing folder) returns TRANSFACE_IO naming the path and the
+ * system's reason, removes the temporary file and leaves the previous file at path intact.
+ * Every model file and .bin/RecordIO output is written the same way.
+ */
 transface_status transface_trainer_save_checkpoint(const transface_trainer *trainer, const char *path);
 /** Write the current weights as a model file for inference. */
 transface_status transface_trainer_export_model(const transface_trainer *trainer, const char *path);
@@ -736,6 +781,21 @@ transface_status transface_trainer_tensor_size(const transface_trainer *trainer,
                                                size_t *out_count);
 transface_status transface_trainer_read_tensor(const transface_trainer *trainer, const char *name,
                                                float *out, size_t capacity);
+
+/** Where a trainer is. Set struct_size before the call. */
+typedef struct transface_trainer_info {
+    uint32_t struct_size;
+    uint64_t step;              /* optimizer steps taken (after a resume: the checkpoint's) */
+    uint64_t batches;           /* batches seen (step * gradient_accumulation at a step boundary) */
+    double learning_rate;       /* the rate the next optimizer step uses: the schedule's rate times
+                                   learning_rate_scale */
+    double learning_rate_scale; /* product of the "non_finite_lr_factor" back-offs so far
+                                   ("non_finite": "reduce_lr"); 1 when none */
+} transface_trainer_info;
+
+/** The trainer's position, e.g. to continue feeding data after transface_trainer_resume. */
+transface_status transface_trainer_get_info(const transface_trainer *trainer,
+                                            transface_trainer_info *out);
 
 #ifdef __cplusplus
 }

@@ -67,7 +67,9 @@ public final class AtomicFileWriter {
         self.path = path
         self.temporaryPath = path + ".tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         fd = open(temporaryPath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw TransFaceError.io("cannot create '\(temporaryPath)': \(errnoText())") }
+        guard fd >= 0 else {
+            throw TransFaceError.io("cannot write '\(path)': cannot create its temporary file '\(temporaryPath)': \(errnoText())")
+        }
     }
 
     deinit { abandon() }

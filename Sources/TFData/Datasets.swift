@@ -64,6 +64,9 @@ public final class RecordIODataset: FaceDataset {
                 throw TransFaceError.format("'\(recordPath)': header record 0 has labels \(h0.labels.prefix(4)), expected [first identity key, end key]")
             }
             let first = Int(h0.labels[0]), end = Int(h0.labels[1])
+            guard end - first <= records.count else {
+                throw TransFaceError.format("'\(recordPath)': header record 0 names identity records \(first)..<\(end), more than the \(records.count) records of the index")
+            }
             for key in 1..<first where records.index.offset(ofKey: key) == nil {
                 throw TransFaceError.format("'\(recordPath)': the header record names images 1..<\(first) but the index has no key \(key)")
             }
@@ -238,6 +241,8 @@ public enum RecordIOPacker {
         /// Re-encodes an image before it is stored (e.g. to JPEG); nil stores the file bytes
         /// as they are, as `lfw2pack` / `face2rec2` do for aligned images.
         public var transcode: ((_ bytes: [UInt8], _ name: String) throws -> [UInt8])?
+        /// Base name of the record and index files (`NAME.rec`, `NAME.idx`).
+        public var name = "train"
         public init() {}
     }
 
@@ -247,7 +252,8 @@ public enum RecordIOPacker {
         public var bytes: UInt64
     }
 
-    /// Packs `dataset` into `output/train.rec`, `train.idx` and `property`.
+    /// Packs `dataset` into `output/train.rec`, `train.idx` and `property` (`options.name`
+    /// renames the first two).
     ///
     /// Flat layout (insightface RecBuilder): image `i` has key `i`, id `i`, label = class.
     /// Legacy layout (face2rec2 / MS1MV2): images sorted by label (stable) at keys `1...N`, a
@@ -256,7 +262,8 @@ public enum RecordIOPacker {
     @discardableResult
     public static func pack(_ dataset: FaceDataset, to output: String, options: Options = Options()) throws -> Summary {
         try DataFiles.makeDirectories(output)
-        let writer = try RecordIOWriter(recordPath: output + "/train.rec")
+        try require(!options.name.isEmpty && !options.name.contains("/"), "record name '\(options.name)' must be a file name")
+        let writer = try RecordIOWriter(recordPath: output + "/\(options.name).rec")
         var order = Array(0..<dataset.count)
         var labels: [Int32] = []
         labels.reserveCapacity(dataset.count)
@@ -312,7 +319,7 @@ public enum RecordIOPacker {
             try propWriter.write(prop.text)
             try writer.finish()
             try propWriter.commit()
-            return Summary(images: labels.count, classes: classes, bytes: try ReadableFile(path: output + "/train.rec").size)
+            return Summary(images: labels.count, classes: classes, bytes: try ReadableFile(path: output + "/\(options.name).rec").size)
         } catch {
             writer.abandon()
             throw error

@@ -15,10 +15,13 @@ import TFCore
 ///    + `BUILD`, and `numpy.core.multiarray.scalar(dtype, raw)`.
 /// Anything else (other globals, `NEWOBJ`, `EXT*`, persistent ids, out-of-band buffers...) is a
 /// format error naming the opcode and its offset. Sizes are bounded by the input and by
-/// `Limits`.
+/// `Limits`. An `Extension` widens the subset for other pickle-based formats (torch.save files):
+/// dicts, persistent ids and more whitelisted callables, each handled by the caller's hook.
 public enum Pickle {
     public final class List {
         public var items: [Value]
+        /// Nesting depth; `sealed` once inside another value, after which it may not grow.
+        var depth = 1, sealed = false
         init(_ items: [Value] = []) { self.items = items }
     }
 
@@ -36,6 +39,29 @@ public enum Pickle {
         init(_ code: String) { self.code = code }
     }
 
+    /// A dict (`EMPTY_DICT`/`DICT`/`SETITEM(S)`; only read with an `Extension` that allows it),
+    /// entries in insertion order.
+    public final class Dict {
+        public var items: [(key: Value, value: Value)]
+        var depth = 1, sealed = false
+        public init(_ items: [(key: Value, value: Value)] = []) { self.items = items }
+    }
+
+    /// What an `Extension` adds to the reader.
+    public struct Extension {
+        /// Accept dicts (and `BUILD` on a dict, whose state is ignored: torch's `_metadata`).
+        public var dicts = false
+        /// Resolves a persistent id (`BINPERSID`/`PERSID`); nil refuses them.
+        public var persistentLoad: ((_ pid: Value) throws -> Value)?
+        /// `REDUCE` of `module.name(args)`: returns the value, or nil when the global is not
+        /// the hook's (the built-in whitelist then decides).
+        public var call: ((_ module: String, _ name: String, _ args: [Value]) throws -> Value?)?
+        public init(dicts: Bool = false, persistentLoad: ((Value) throws -> Value)? = nil,
+                    call: ((String, String, [Value]) throws -> Value?)? = nil) {
+            self.dicts = dicts; self.persistentLoad = persistentLoad; self.call = call
+        }
+    }
+
     public indirect enum Value {
         case none
         case bool(Bool)
@@ -48,8 +74,11 @@ public enum Pickle {
         case global(module: String, name: String)
         case dtype(DType)
         case array(NDArray)
+        case dict(Dict)
+        /// A value made by an `Extension` hook.
+        case object(AnyObject)
 
-        var kind: String {
+        public var kind: String {
             switch self {
             case .none: return "None"
             case .bool: return "bool"
@@ -62,6 +91,8 @@ public enum Pickle {
             case .global(let m, let n): return "global \(m).\(n)"
             case .dtype: return "numpy dtype"
             case .array: return "numpy array"
+            case .dict: return "dict"
+            case .object(let o): return "\(type(of: o))"
             }
         }
     }
@@ -72,14 +103,19 @@ public enum Pickle {
         public var maxValues = 50_000_000
         /// Nesting of MARKs.
         public var maxMarkDepth = 1_000
+        /// Nesting of values (a list in a tuple is 2 deep). Deeper values are refused: releasing
+        /// a value recurses once per level, so a deep one would overflow the stack.
+        public var maxNesting = 100
         public init() {}
     }
 
     // MARK: reading
 
     /// Parses one pickle (up to its STOP opcode; trailing bytes are an error).
-    public static func load(_ bytes: [UInt8], limits: Limits = Limits(), what: String = "pickle") throws -> Value {
+    public static func load(_ bytes: [UInt8], limits: Limits = Limits(), what: String = "pickle",
+                            extension ext: Extension = Extension()) throws -> Value {
         var r = Reader(bytes: bytes, limits: limits, what: what)
+        r.ext = ext
         return try r.run()
     }
 
@@ -91,9 +127,13 @@ public enum Pickle {
         var stack: [Value] = []
         var marks: [Int] = []
         var memo: [UInt32: Value] = [:]
+        // Nesting depth of each stack and memo entry (lists and dicts keep theirs), and the
+        // deepest value the current opcode popped: a value it pushes holds those.
+        var depths: [Int] = [], memoDepths: [UInt32: Int] = [:], taken = 0
         var created = 0
         var protocolVersion = 0
         var opOffset = 0
+        var ext = Extension()
 
         init(bytes: [UInt8], limits: Limits, what: String) {
             self.bytes = bytes; self.limits = limits; self.what = what
@@ -125,15 +165,39 @@ public enum Pickle {
             return String(decoding: s, as: UTF8.self)
         }
 
-        mutating func push(_ v: Value) throws {
+        mutating func push(_ v: Value, depth known: Int? = nil) throws {
             created += 1
             guard created <= limits.maxValues else { throw fail("more than \(limits.maxValues) values") }
+            let depth = known ?? taken + 1
+            guard depth <= limits.maxNesting else { throw fail("values nested more than \(limits.maxNesting) deep") }
+            if known == nil, case .list(let l) = v { l.depth = max(l.depth, depth) }
+            if known == nil, case .dict(let d) = v { d.depth = max(d.depth, depth) }
             stack.append(v)
+            depths.append(depth)
+        }
+
+        /// A popped value goes into another one (or away): it is sealed, so that no list or dict
+        /// can come to contain itself, and the depths recorded stay true.
+        mutating func popped(_ v: Value, _ depth: Int) {
+            switch v {
+            case .list(let l): l.sealed = true; taken = max(taken, l.depth)
+            case .dict(let d): d.sealed = true; taken = max(taken, d.depth)
+            default: taken = max(taken, depth)
+            }
+        }
+
+        /// APPEND(S) / SETITEM(S) add what this opcode popped to `depth` of the list or dict on top.
+        mutating func grow(_ depth: inout Int, sealed: Bool) throws {
+            guard !sealed else { throw fail("adding to a list or dict that is already inside another value") }
+            depth = max(depth, taken + 1)
+            guard depth <= limits.maxNesting else { throw fail("values nested more than \(limits.maxNesting) deep") }
         }
 
         mutating func pop() throws -> Value {
             guard stack.count > (marks.last ?? 0) else { throw fail("stack underflow") }
-            return stack.removeLast()
+            let v = stack.removeLast()
+            popped(v, depths.removeLast())
+            return v
         }
 
         mutating func top() throws -> Value {
@@ -144,7 +208,9 @@ public enum Pickle {
         mutating func popMark() throws -> [Value] {
             guard let m = marks.popLast() else { throw fail("no MARK on the stack") }
             let items = Array(stack[m...])
+            for (v, d) in zip(items, depths[m...]) { popped(v, d) }
             stack.removeSubrange(m...)
+            depths.removeSubrange(m...)
             return items
         }
 
@@ -152,11 +218,12 @@ public enum Pickle {
             guard let v = stack.last else { throw fail("memo store with an empty stack") }
             guard memo.count < limits.maxValues else { throw fail("memo too large") }
             memo[index] = v
+            memoDepths[index] = depths.last
         }
 
         mutating func get(_ index: UInt32) throws {
             guard let v = memo[index] else { throw fail("memo key \(index) is not defined") }
-            try push(v)
+            try push(v, depth: memoDepths[index] ?? 1)
         }
 
         mutating func bytesValue(_ n: UInt64) throws -> [UInt8] {
@@ -171,6 +238,7 @@ public enum Pickle {
         mutating func run() throws -> Value {
             while true {
                 opOffset = p
+                taken = 0
                 let op = try u8()
                 switch op {
                 case 0x80:  // PROTO
@@ -229,10 +297,12 @@ public enum Pickle {
                 case 0x61:  // APPEND
                     let v = try pop()
                     guard case .list(let l) = try top() else { throw fail("APPEND to a \(try top().kind)") }
+                    try grow(&l.depth, sealed: l.sealed)
                     l.items.append(v)
                 case 0x65:  // APPENDS
                     let items = try popMark()
                     guard case .list(let l) = try top() else { throw fail("APPENDS to a \(try top().kind)") }
+                    try grow(&l.depth, sealed: l.sealed)
                     l.items.append(contentsOf: items)
                 case 0x71: try put(UInt32(try u8()))  // BINPUT
                 case 0x72: try put(UInt32(try le(4)))  // LONG_BINPUT
@@ -247,7 +317,7 @@ public enum Pickle {
                     try get(i)
                 case 0x30: _ = try pop()  // POP
                 case 0x31: _ = try popMark()  // POP_MARK
-                case 0x32: try push(try top())  // DUP
+                case 0x32: try push(try top(), depth: depths.last)  // DUP
                 case 0x63:  // GLOBAL "module\nname\n"
                     let module = try line(), name = try line()
                     try push(.global(module: module, name: name))
@@ -255,6 +325,27 @@ public enum Pickle {
                     let n = try pop(), m = try pop()
                     guard case .string(let module) = m, case .string(let name) = n else { throw fail("STACK_GLOBAL needs two strings") }
                     try push(.global(module: module, name: name))
+                case 0x7D where ext.dicts: try push(.dict(Dict()))  // EMPTY_DICT
+                case 0x64 where ext.dicts:  // DICT
+                    let items = try popMark()
+                    guard items.count % 2 == 0 else { throw fail("DICT with an odd number of items") }
+                    try push(.dict(Dict(stride(from: 0, to: items.count, by: 2).map { (items[$0], items[$0 + 1]) })))
+                case 0x73 where ext.dicts:  // SETITEM
+                    let v = try pop(), k = try pop()
+                    guard case .dict(let d) = try top() else { throw fail("SETITEM on a \(try top().kind)") }
+                    try grow(&d.depth, sealed: d.sealed)
+                    d.items.append((k, v))
+                case 0x75 where ext.dicts:  // SETITEMS
+                    let items = try popMark()
+                    guard items.count % 2 == 0 else { throw fail("SETITEMS with an odd number of items") }
+                    guard case .dict(let d) = try top() else { throw fail("SETITEMS on a \(try top().kind)") }
+                    try grow(&d.depth, sealed: d.sealed)
+                    for i in stride(from: 0, to: items.count, by: 2) { d.items.append((items[i], items[i + 1])) }
+                case 0x51 where ext.persistentLoad != nil:  // BINPERSID
+                    let pid = try pop()
+                    try push(try persistent(pid))
+                case 0x50 where ext.persistentLoad != nil:  // PERSID (text)
+                    try push(try persistent(.string(try line())))
                 case 0x52:  // REDUCE
                     let args = try pop(), callable = try pop()
                     try push(try reduce(callable, args))
@@ -291,9 +382,18 @@ public enum Pickle {
             throw fail("\(role) must be bytes, got \(v.kind)")
         }
 
+        mutating func persistent(_ pid: Value) throws -> Value {
+            do { return try ext.persistentLoad!(pid) } catch let e as TransFaceError { throw fail(e.message) }
+        }
+
         mutating func reduce(_ callable: Value, _ args: Value) throws -> Value {
             guard case .global(let module, let name) = callable else { throw fail("REDUCE of a \(callable.kind), not a whitelisted global") }
             guard case .tuple(let a) = args else { throw fail("REDUCE arguments of \(module).\(name) are a \(args.kind), not a tuple") }
+            if let call = ext.call {
+                do {
+                    if let v = try call(module, name, a) { return v }
+                } catch let e as TransFaceError { throw fail(e.message) }
+            }
             switch (module, name) {
             case ("_codecs", "encode"):
                 guard a.count == 2, case .string(let text) = a[0], case .string(let encoding) = a[1],
@@ -367,6 +467,9 @@ public enum Pickle {
 
         mutating func build(_ target: Value, _ state: Value) throws {
             switch target {
+            case .dict where ext.dicts:
+                // an OrderedDict's attributes (torch state_dicts carry `_metadata`): not kept
+                guard case .dict = state else { throw fail("dict state is a \(state.kind), not a dict") }
             case .dtype:
                 // (version, byteorder, subarray, names, fields, elsize, alignment, flags): the
                 // 1-byte types accepted have nothing to restore.

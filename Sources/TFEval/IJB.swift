@@ -73,6 +73,23 @@ public enum IJB {
         return (names, lm, score)
     }
 
+    /// "IJBB" / "IJBC": `requested` (any case), or the one whose meta files `root/meta` holds.
+    public static func dataset(root: String, requested: String? = nil) throws -> String {
+        if let d = requested {
+            let u = d.uppercased()
+            try require(u == "IJBB" || u == "IJBC", "dataset '\(d.prefix(40))' is neither \"IJBB\" nor \"IJBC\"")
+            return u
+        }
+        let found = ["IJBB", "IJBC"].filter { DataFiles.isFile(root + "/meta/" + $0.lowercased() + "_face_tid_mid.txt") }
+        guard found.count == 1 else {
+            if found.isEmpty {
+                throw TransFaceError.io("'\(root)/meta' holds neither ijbb_face_tid_mid.txt nor ijbc_face_tid_mid.txt: not an IJB folder")
+            }
+            throw TransFaceError.invalidArgument("'\(root)/meta' holds both IJB-B and IJB-C meta files: pass dataset \"IJBB\" or \"IJBC\"")
+        }
+        return found[0]
+    }
+
     /// Reads the three meta files of `<root>/meta` for `target` ("IJBC" or "IJBB", any case).
     public static func loadMeta(root: String, target: String) throws -> Meta {
         let t = target.lowercased()

@@ -42,9 +42,12 @@ public struct ModelHeader: Equatable {
         public var microStep: UInt64
         public var rngState: [UInt64]
         public var samplerState: [UInt8]
-        public init(configJSON: String, step: UInt64, microStep: UInt64, rngState: [UInt64], samplerState: [UInt8]) {
+        /// The learning-rate factor of "non_finite": "reduce_lr" back-offs so far (1: none).
+        public var learningRateScale: Double
+        public init(configJSON: String, step: UInt64, microStep: UInt64, rngState: [UInt64], samplerState: [UInt8],
+                    learningRateScale: Double = 1) {
             self.configJSON = configJSON; self.step = step; self.microStep = microStep
-            self.rngState = rngState; self.samplerState = samplerState
+            self.rngState = rngState; self.samplerState = samplerState; self.learningRateScale = learningRateScale
         }
     }
 
@@ -66,6 +69,7 @@ public struct ModelHeader: Equatable {
         cfg.depth = Int32(config.depth); cfg.num_heads = Int32(config.numHeads)
         cfg.mlp_hidden_dim = Int32(config.mlpHiddenDim); cfg.embedding_size = Int32(config.embeddingSize)
         cfg.drop_path_rate = config.dropPathRate; cfg.mask_ratio = config.maskRatio
+        cfg.no_se_gate = config.seGate ? 0 : 1
 
         var pre = Transface__Preprocess()
         transface__preprocess__init(&pre)
@@ -106,6 +110,7 @@ public struct ModelHeader: Equatable {
             m.pointee.micro_step = training.microStep
             (m.pointee.n_rng_state, m.pointee.rng_state) = (training.rngState.count, arena.array(training.rngState))
             m.pointee.sampler_state = ProtobufCBinaryData(len: training.samplerState.count, data: arena.array(training.samplerState))
+            m.pointee.lr_scale = training.learningRateScale == 1 ? 0 : training.learningRateScale  // 1 is stored as absent
             msg.training = m
         }
         return withUnsafeMutablePointer(to: &cfg) { cfgp in
@@ -140,7 +145,7 @@ public struct ModelHeader: Equatable {
                                inChannels: Int(c.in_channels), embedDim: Int(c.embed_dim), depth: Int(c.depth),
                                numHeads: Int(c.num_heads), mlpHiddenDim: Int(c.mlp_hidden_dim),
                                embeddingSize: Int(c.embedding_size), dropPathRate: c.drop_path_rate,
-                               maskRatio: c.mask_ratio)
+                               maskRatio: c.mask_ratio, seGate: c.no_se_gate == 0)
         guard let order = Preprocess.ChannelOrder(rawValue: Int32(bitPattern: p.channel_order.rawValue)) else {
             throw TransFaceError.format("unknown channel order \(p.channel_order.rawValue)")
         }
@@ -167,7 +172,7 @@ public struct ModelHeader: Equatable {
             let rng = t.n_rng_state > 0 ? Array(UnsafeBufferPointer(start: t.rng_state, count: t.n_rng_state)) : []
             let sampler = t.sampler_state.len > 0 ? Array(UnsafeBufferPointer(start: t.sampler_state.data, count: t.sampler_state.len)) : []
             training = TrainingState(configJSON: str(t.config_json), step: t.step, microStep: t.micro_step,
-                                     rngState: rng, samplerState: sampler)
+                                     rngState: rng, samplerState: sampler, learningRateScale: t.lr_scale == 0 ? 1 : t.lr_scale)
         }
         return ModelHeader(formatVersion: m.format_version, producer: str(m.producer), config: config,
                            preprocess: preprocess, metadata: metadata, tensors: tensors, training: training)

@@ -65,8 +65,10 @@ public struct ParameterLayout: Sendable {
         batchNorm("feature.1", d)
         add("feature.2.weight", [e, d], linear)
         batchNorm("feature.3", e)
-        add("senet.0.weight", [p, d * p], .torchDefault(fanIn: d * p))
-        add("senet.2.weight", [p, p], .torchDefault(fanIn: p))
+        if c.seGate {
+            add("senet.0.weight", [p, d * p], .torchDefault(fanIn: d * p))
+            add("senet.2.weight", [p, p], .torchDefault(fanIn: p))
+        }
         self.entries = entries
         self.totalCount = planner.total
         self.index = Dictionary(uniqueKeysWithValues: entries.enumerated().map { ($1.name, $0) })

@@ -101,7 +101,7 @@ public enum TensorContainer {
             for t in header.tensors.sorted(by: { $0.offset < $1.offset }) {
                 guard t.dims.count <= 8, t.dims.allSatisfy({ $0 >= 0 }),
                       let count = try? checkedProduct(t.dims, what: t.name),
-                      t.length == UInt64(count) * UInt64(t.dtype.size) else {
+                      UInt64(count).multipliedReportingOverflow(by: UInt64(t.dtype.size)) == (t.length, false) else {
                     throw bad("tensor '\(t.name)' has \(t.length) bytes for shape \(t.dims)")
                 }
                 guard t.offset == expectedOffset else { throw bad("tensor '\(t.name)' is not where the data layout puts it") }

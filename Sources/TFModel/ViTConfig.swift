@@ -14,10 +14,13 @@ public struct ViTConfig: Equatable, Sendable {
     /// Training-only settings, kept with the architecture as the official configs do.
     public var dropPathRate: Float
     public var maskRatio: Float
+    /// The SE module re-weights the patch tokens before the head (TransFace). `false` gives the
+    /// plain ViT of the paper's ablation: no `senet.*` tensors, tokens go straight to the head.
+    public var seGate: Bool
 
     public init(arch: String = "custom", imgSize: Int = 112, patchSize: Int = 9, inChannels: Int = 3,
                 embedDim: Int, depth: Int, numHeads: Int, mlpHiddenDim: Int? = nil, embeddingSize: Int = 512,
-                dropPathRate: Float = 0, maskRatio: Float = 0) {
+                dropPathRate: Float = 0, maskRatio: Float = 0, seGate: Bool = true) {
         self.arch = arch
         self.imgSize = imgSize
         self.patchSize = patchSize
@@ -29,6 +32,7 @@ public struct ViTConfig: Equatable, Sendable {
         self.embeddingSize = embeddingSize
         self.dropPathRate = dropPathRate
         self.maskRatio = maskRatio
+        self.seGate = seGate
     }
 
     /// Patches per side and in total (144 for 112/9: the conv ignores pixels 108..111).

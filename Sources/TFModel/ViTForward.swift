@@ -220,15 +220,20 @@ public final class ViTForward {
         let patchRows = count * t
         observe("norm", bufs.norm, patchRows * d)
 
-        // SE gate: sigmoid(W2 · relu(W1 · flatten(tokens))); its softmax ranks patches.
-        headLinear(t * d, t, bufs.norm, w.se0Weight, bufs.se1)
-        biasActivationForward(bufs.se1, bias: nil, rows: count, cols: t, activation: .relu)
-        headLinear(t, t, bufs.se1, w.se2Weight, bufs.se2)
-        biasActivationForward(bufs.se2, bias: nil, rows: count, cols: t, activation: .sigmoid)
-        observe("senet", bufs.se2, count * t)
-        bufs.patchWeight.update(from: bufs.se2, count: count * t)
-        softmaxRowsForward(bufs.patchWeight, rows: count, cols: t)
-        overRows(patchRows) { lo, n in scaleRowsForward(out: bufs.gated + lo * d, x: bufs.norm + lo * d, scale: bufs.se2 + lo, rows: n, cols: d) }
+        if let se = w.se {
+            // SE gate: sigmoid(W2 · relu(W1 · flatten(tokens))); its softmax ranks patches.
+            headLinear(t * d, t, bufs.norm, se.w0, bufs.se1)
+            biasActivationForward(bufs.se1, bias: nil, rows: count, cols: t, activation: .relu)
+            headLinear(t, t, bufs.se1, se.w2, bufs.se2)
+            biasActivationForward(bufs.se2, bias: nil, rows: count, cols: t, activation: .sigmoid)
+            observe("senet", bufs.se2, count * t)
+            bufs.patchWeight.update(from: bufs.se2, count: count * t)
+            softmaxRowsForward(bufs.patchWeight, rows: count, cols: t)
+            overRows(patchRows) { lo, n in scaleRowsForward(out: bufs.gated + lo * d, x: bufs.norm + lo * d, scale: bufs.se2 + lo, rows: n, cols: d) }
+        } else {  // plain ViT: no gate, every patch weighs the same
+            bufs.patchWeight.update(repeating: 1 / Float(t), count: count * t)
+            bufs.gated.update(from: bufs.norm, count: patchRows * d)
+        }
         observe("feature.input", bufs.gated, patchRows * d)
         overRows(patchRows) { lo, n in rowStdForward(out: bufs.patchStd + lo, x: bufs.gated + lo * d, rows: n, cols: d) }
 

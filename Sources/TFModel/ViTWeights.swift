@@ -17,7 +17,8 @@ public struct ViTWeights {
     public let normWeight, normBias: UnsafeMutablePointer<Float>
     public let feature0Weight, feature2Weight: UnsafeMutablePointer<Float>
     public let feature1, feature3: BatchNorm
-    public let se0Weight, se2Weight: UnsafeMutablePointer<Float>
+    /// The SE module's two linears; nil for a plain ViT (`ViTConfig.seGate` false).
+    public let se: (w0: UnsafeMutablePointer<Float>, w2: UnsafeMutablePointer<Float>)?
 
     /// Resolves the tensors of `layout` inside `base` (a slab of `layout.totalCount` floats).
     public init(layout: ParameterLayout, config: ViTConfig, base: UnsafeMutablePointer<Float>) {
@@ -43,6 +44,6 @@ public struct ViTWeights {
         normWeight = p("norm.weight"); normBias = p("norm.bias")
         feature0Weight = p("feature.0.weight"); feature2Weight = p("feature.2.weight")
         feature1 = bn("feature.1"); feature3 = bn("feature.3")
-        se0Weight = p("senet.0.weight"); se2Weight = p("senet.2.weight")
+        se = config.seGate ? (p("senet.0.weight"), p("senet.2.weight")) : nil
     }
 }

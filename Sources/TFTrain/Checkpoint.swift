@@ -18,7 +18,8 @@ extension Trainer {
         var header = ModelFile.header(of: model)
         var rng = [noiseRNG.state, partialFC.rng.state] + seeded.states
         header.training = .init(configJSON: config.json, step: UInt64(step), microStep: UInt64(microStep),
-                                rngState: rng.flatMap { [$0.0, $0.1, $0.2, $0.3] }, samplerState: samplerState)
+                                rngState: rng.flatMap { [$0.0, $0.1, $0.2, $0.3] }, samplerState: samplerState,
+                                learningRateScale: learningRateScale)
         rng.removeAll()
         var tensors = ModelFile.tensors(of: model)
         tensors.append(.init(name: "partial_fc.weight", shape: [config.numClasses, config.model.embeddingSize],
@@ -45,13 +46,23 @@ extension Trainer {
         guard config.model.embedDim == opened.header.config.embedDim && config.model.depth == opened.header.config.depth else {
             throw opened.bad("the stored configuration does not match the stored architecture")
         }
-        // A trainer of this configuration names the tensors the checkpoint must hold.
-        let probe = try Trainer(config: config, initialModel: nil, allocateOnly: true)
-        let extra = Set(["partial_fc.weight"] + probe.stateTensors().map(\.0))
-        let model = try ModelFile.readModel(opened, extraTensors: extra, options: .init())
+        // The configuration names the tensors the checkpoint must hold, and their sizes. They
+        // are checked against the records (which tile the file exactly) before the trainer is
+        // allocated, so a header claiming enormous tensors is refused, not allocated.
+        let expected = try stateTensorSizes(config: config)
+        let model = try ModelFile.readModel(opened, extraTensors: Set(expected.map(\.name)), options: .init())
         let records = try opened.recordsByName()
-        for name in extra where records[name] == nil { throw opened.bad("missing tensor \(name)") }
+        for (name, count) in expected {
+            guard let r = records[name] else { throw opened.bad("missing tensor \(name)") }
+            guard r.length == UInt64(count) * UInt64(r.dtype.size) else {  // readModel checked length = shape's
+                throw opened.bad("tensor '\(name)' has shape \(r.dims) (\(r.length) bytes), the configuration needs \(count) values")
+            }
+        }
+        guard state.learningRateScale.isFinite && state.learningRateScale > 0 && state.learningRateScale <= 1 else {
+            throw opened.bad("learning-rate scale \(state.learningRateScale) is outside (0, 1]")
+        }
         let t = try Trainer(config: config, initialModel: model)
+        t.learningRateScale = state.learningRateScale
         try opened.read(records["partial_fc.weight"]!, into: t.partialFC.weight.all, verify: true)
         for (name, slab, offset, count) in t.stateTensors() {
             try opened.read(records[name]!, into: slab.view(offset, count), verify: true)
@@ -63,8 +74,28 @@ extension Trainer {
         t.noiseRNG = SeededRNG(state: s[0])
         t.partialFC.rng = SeededRNG(state: s[1])
         t.dpapRandom = try SeededDPAPRandom(states: Array(s[2...]))
+        guard state.step <= UInt64(Int32.max) && state.microStep <= UInt64(Int32.max) << 10 else {
+            throw opened.bad("saved position (step \(state.step), batch \(state.microStep)) is out of range")
+        }
         try t.restorePosition(step: Int(state.step), microStep: Int(state.microStep))
         t.samplerState = state.samplerState
         return t
+    }
+
+    /// The class centres and the optimizer moments a trainer of `config` checkpoints, with their
+    /// sizes in floats, computed without allocating anything (the names `stateTensors` gives).
+    static func stateTensorSizes(config: TrainerConfig) throws -> [(name: String, count: Int)] {
+        let c = config.model
+        let (centres, overflow) = config.numClasses.multipliedReportingOverflow(by: c.embeddingSize)
+        try require(!overflow, "num_classes × embedding_size overflows")
+        let layout = ParameterLayout(config: c)
+        let groups = [try ParameterGroup.backbone(layout: layout, config: c, decay: config.decay),
+                      try ParameterGroup.single(name: "partial_fc.weight", count: centres)]
+        let moments = config.optimizer == .adamw ? ["exp_avg", "exp_avg_sq"] : ["momentum_buffer"]
+        var out = [(name: "partial_fc.weight", count: centres)]
+        for g in groups {
+            for m in moments { out += g.tensors.map { (name: "optimizer.\(m).\($0.name)", count: $0.count) } }
+        }
+        return out
     }
 }

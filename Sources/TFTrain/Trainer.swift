@@ -22,6 +22,9 @@ public final class Trainer {
     public private(set) var microStep: Int = 0
     /// Opaque position of the caller's data loader, saved in checkpoints.
     public var samplerState: [UInt8] = []
+    /// The factor on the schedule's learning rate: 1, times `non_finite_lr_factor` for every
+    /// batch refused for a non-finite value under `"non_finite": "reduce_lr"` (checkpointed).
+    public internal(set) var learningRateScale: Double = 1
 
     let pool: WorkerPool
     let forward: ViTForward
@@ -53,7 +56,8 @@ public final class Trainer {
         public var clipCoefficient: Double
         /// True when this batch completed an optimizer step (gradient accumulation).
         public var optimizerStepped: Bool
-        /// True when the batch was skipped because something was not finite (policy `skip`).
+        /// True when the batch was skipped because something was not finite (policies `skip`
+        /// and `reduce_lr`; with `reduce_lr`, `learningRate` is then the reduced rate of the next step).
         public var skipped: Bool
         public var imagesAugmented: Int
         /// Seconds spent in each phase.
@@ -62,12 +66,7 @@ public final class Trainer {
 
     /// A trainer starting from `initialModel`'s weights, or from the official initialisation
     /// (seeded by `config.seed`) when nil. The model must have the configured architecture.
-    public convenience init(config: TrainerConfig, initialModel: TransFaceModel? = nil) throws {
-        try self.init(config: config, initialModel: initialModel, allocateOnly: false)
-    }
-
-    /// `allocateOnly` skips the weight initialisation (the caller overwrites every tensor).
-    init(config: TrainerConfig, initialModel: TransFaceModel?, allocateOnly: Bool) throws {
+    public init(config: TrainerConfig, initialModel: TransFaceModel? = nil) throws {
         self.config = config
         let c = config.model
         layout = ParameterLayout(config: c)
@@ -81,10 +80,6 @@ public final class Trainer {
             parameters.base.update(from: m.parameters.base, count: layout.totalCount)
             preprocess = m.preprocess
             metadata = m.metadata
-        } else if allocateOnly {
-            parameters = try FloatSlab(count: layout.totalCount)
-            preprocess = .official(size: c.imgSize)
-            metadata = []
         } else {
             let builder = try ModelBuilder(config: c)
             builder.initializeWeights(seed: config.seed)
@@ -148,7 +143,7 @@ public final class Trainer {
     }
 
     /// The learning rate the next optimizer step uses.
-    public var learningRate: Double { scheduler.lr }
+    public var learningRate: Double { scheduler.lr * learningRateScale }
 
     /// Runs one batch: `images` are `batchSize` uint8 RGB images (img×img×3), `labels` their
     /// classes. Every `gradientAccumulation` batches the optimizer steps.
@@ -182,10 +177,14 @@ public final class Trainer {
             gradients.zero()
             partialFC.gradient.zero()
             centreGradientSum.update(repeating: 0)
+            if case .reduceLearningRate(let factor) = config.nonFinite {
+                // Floored above 0: checkpoints store a positive scale (0 there means "none").
+                learningRateScale = max(learningRateScale * factor, .leastNormalMagnitude)
+            }
             if config.nonFinite == .refuse {
                 throw TransFaceError(.numeric, "step \(step + 1): \(what) is not finite; the step was refused and the weights are unchanged")
             }
-            return StepResult(loss: .nan, firstPassLoss: .nan, learningRate: scheduler.lr, gradientNorm: .nan, clipCoefficient: .nan,
+            return StepResult(loss: .nan, firstPassLoss: .nan, learningRate: learningRate, gradientNorm: .nan, clipCoefficient: .nan,
                               optimizerStepped: false, skipped: true, imagesAugmented: 0, timings: timings)
         }
 
@@ -232,7 +231,7 @@ public final class Trainer {
         }
         microStep += 1
         guard microStep % config.gradientAccumulation == 0 else {
-            return StepResult(loss: loss, firstPassLoss: firstPassLoss, learningRate: scheduler.lr, gradientNorm: .nan,
+            return StepResult(loss: loss, firstPassLoss: firstPassLoss, learningRate: learningRate, gradientNorm: .nan,
                               clipCoefficient: .nan, optimizerStepped: false, skipped: false, imagesAugmented: augmented,
                               timings: timings)
         }
@@ -251,7 +250,7 @@ public final class Trainer {
         } else {
             norm = try clipper.totalNorm(gradients: UnsafeBufferPointer(gradients.all), pool: pool)
         }
-        let lr = scheduler.lr
+        let lr = learningRate  // the schedule's rate (times the reduce_lr back-off, 1 unless used)
         backboneOptimizer.learningRate = lr
         centreOptimizer.learningRate = lr
         try backboneOptimizer.step(parameters: parameters.all, gradients: UnsafeBufferPointer(gradients.all), pool: pool)

@@ -9,6 +9,7 @@ import TFModel
 /// { "arch": "vit_t",                  // a preset, or "custom" with "model": {embed_dim, depth,
 ///                                      //   num_heads, mlp_hidden_dim, img_size, patch_size}
 ///   "embedding_size": 512, "mask_ratio": 0.1, "drop_path_rate": 0.1,   // preset's by default
+///   "se_gate": true,                   // false: plain ViT without the SE module (needs DPAP off)
 ///   "num_classes": 1000, "sample_rate": 1.0,
 ///   "margin": {"s": 64, "m1": 1.0, "m2": 0.5, "m3": 0.0, "interclass_filtering_threshold": 0},
 ///   "optimizer": {"name": "adamw", "lr": 0.001, "weight_decay": 0.1, "betas": [0.9, 0.999],
@@ -19,7 +20,8 @@ import TFModel
 ///   "ehsm": {"enabled": true, "mode": "official" | "paper", "entropy": "std" | "gaussian",
 ///            "gamma": 1.0, "top_k": null},
 ///   "batch_size": 32, "gradient_accumulation": 1, "seed": 2048, "threads": 1,
-///   "non_finite": "refuse" | "skip" }
+///   "non_finite": "refuse" | "skip" | "reduce_lr",
+///   "non_finite_lr_factor": 0.5 }     // reduce_lr only
 /// ```
 public struct TrainerConfig {
     public var model: ViTConfig
@@ -44,9 +46,13 @@ public struct TrainerConfig {
     public var seed: UInt64
     public var threads: Int
     /// What a step whose loss or gradients are not finite does: `refuse` throws, `skip` reports
-    /// the batch skipped. Either way weights, statistics and RNG streams are as before the batch,
-    /// and a partly accumulated gradient (gradient accumulation) is dropped.
-    public enum NonFinitePolicy: String, Sendable { case refuse, skip }
+    /// the batch skipped, `reduce_lr` (`reduceLearningRate`) skips it too and multiplies the
+    /// learning rate by `non_finite_lr_factor` (in (0, 1), default 0.5) for the rest of the run:
+    /// every later step uses the schedule's rate times the product of the factors so far
+    /// (`Trainer.learningRateScale`, saved in checkpoints, so a resumed run continues bit for bit).
+    /// Either way weights, statistics and RNG streams are as before the batch, and a partly
+    /// accumulated gradient (gradient accumulation) is dropped.
+    public enum NonFinitePolicy: Equatable, Sendable { case refuse, skip, reduceLearningRate(factor: Double) }
     public var nonFinite: NonFinitePolicy
     /// The JSON text this configuration was read from (stored in checkpoints).
     public let json: String
@@ -71,6 +77,7 @@ public struct TrainerConfig {
         model.embeddingSize = try root.integer("embedding_size", default: 512, in: 1...65536)
         model.maskRatio = Float(try root.number("mask_ratio", default: Double(model.maskRatio), in: 0...0.99))
         model.dropPathRate = Float(try root.number("drop_path_rate", default: Double(model.dropPathRate), in: 0...0.99))
+        model.seGate = try root.bool("se_gate", default: true)
         try model.validate()
 
         let numClasses = try root.integer("num_classes", in: 1...Int(Int32.max))
@@ -150,8 +157,24 @@ public struct TrainerConfig {
         }
         let seed = UInt64(try root.number("seed", default: 2048, in: 0...9.007199254740992e15))
         let threads = try root.integer("threads", default: 1, in: 1...256)
-        let nonFinite = NonFinitePolicy(rawValue: try root.string("non_finite", default: "refuse", oneOf: ["refuse", "skip"]))!
+        var nonFinite = NonFinitePolicy.refuse
+        switch try root.string("non_finite", default: "refuse", oneOf: ["refuse", "skip", "reduce_lr"]) {
+        case "skip": nonFinite = .skip
+        case "reduce_lr":
+            let factor = try root.number("non_finite_lr_factor", default: 0.5, in: 0...1)
+            guard factor > 0 && factor < 1 else {
+                throw TransFaceError.invalidArgument("config.non_finite_lr_factor = \(factor) must be strictly between 0 and 1")
+            }
+            nonFinite = .reduceLearningRate(factor: factor)
+        default: break
+        }
+        if root.has("non_finite_lr_factor") && (nonFinite == .refuse || nonFinite == .skip) {
+            throw TransFaceError.invalidArgument("config.non_finite_lr_factor is only for \"non_finite\": \"reduce_lr\"")
+        }
         try root.finish()
+        if dpap != nil && !model.seGate {
+            throw TransFaceError.invalidArgument("config: DPAP ranks patches by the SE module's weights; with \"se_gate\": false set \"dpap\": {\"enabled\": false}")
+        }
         return TrainerConfig(model: model, numClasses: numClasses, sampleRate: sampleRate, margin: margin, optimizer: optimizer,
                              learningRate: lr, weightDecay: wd, betas: betas, eps: eps, momentum: momentum, decay: decay,
                              warmupSteps: warmup, maxSteps: maxSteps, clipGradNorm: clip, dpap: dpap, ehsm: ehsm,

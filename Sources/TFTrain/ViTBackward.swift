@@ -66,19 +66,23 @@ public final class ViTBackward {
             }
         }
 
-        // SE gate: gated = norm · s, s = sigmoid(W2 · relu(W1 · flatten(norm))).
-        overRows(rows) { lo, n in
-            scaleRowsBackward(dx: dn + lo * d, dscale: dseA + lo, dgated: dgated + lo * d, x: f.norm + lo * d,
-                              scale: f.se2 + lo, rows: n, cols: d)
+        if let se = w.se, let gse = g.se {
+            // SE gate: gated = norm · s, s = sigmoid(W2 · relu(W1 · flatten(norm))).
+            overRows(rows) { lo, n in
+                scaleRowsBackward(dx: dn + lo * d, dscale: dseA + lo, dgated: dgated + lo * d, x: f.norm + lo * d,
+                                  scale: f.se2 + lo, rows: n, cols: d)
+            }
+            sigmoidBackward(dseA, output: f.se2, count: rows)
+            BLAS.linearBackwardWeights(pool: pool, rows: batch, inFeatures: t, outFeatures: t, dy: dseA, x: f.se1, dweight: gse.w2)
+            BLAS.gemm(m: batch, n: t, k: t, a: dseA, lda: t, b: se.w2, ldb: t, transposeB: false, c: dseB, ldc: t)
+            reluBackward(dseB, output: f.se1, count: rows)
+            BLAS.linearBackwardWeights(pool: pool, rows: batch, inFeatures: t * d, outFeatures: t, dy: dseB, x: f.norm,
+                                       dweight: gse.w0)
+            BLAS.linearBackwardInput(pool: pool, rows: batch, inFeatures: t * d, outFeatures: t, dy: dseB,
+                                     weight: se.w0, dx: dn, beta: 1)
+        } else {  // plain ViT: the head saw the normalised tokens themselves
+            dn.update(from: dgated, count: rows * d)
         }
-        sigmoidBackward(dseA, output: f.se2, count: rows)
-        BLAS.linearBackwardWeights(pool: pool, rows: batch, inFeatures: t, outFeatures: t, dy: dseA, x: f.se1, dweight: g.se2Weight)
-        BLAS.gemm(m: batch, n: t, k: t, a: dseA, lda: t, b: w.se2Weight, ldb: t, transposeB: false, c: dseB, ldc: t)
-        reluBackward(dseB, output: f.se1, count: rows)
-        BLAS.linearBackwardWeights(pool: pool, rows: batch, inFeatures: t * d, outFeatures: t, dy: dseB, x: f.norm,
-                                   dweight: g.se0Weight)
-        BLAS.linearBackwardInput(pool: pool, rows: batch, inFeatures: t * d, outFeatures: t, dy: dseB,
-                                 weight: w.se0Weight, dx: dn, beta: 1)
 
         // Token masking: the mask token collects the gradient of the masked positions; the
         // blocks see only the kept tokens, in their order.

@@ -15,6 +15,10 @@ extension ViTConfig {
                   inChannels: Int(c.in_channels), embedDim: Int(c.embed_dim), depth: Int(c.depth),
                   numHeads: Int(c.num_heads), mlpHiddenDim: Int(c.mlp_hidden_dim), embeddingSize: Int(c.embedding_size),
                   dropPathRate: c.drop_path_rate, maskRatio: c.mask_ratio)
+        guard c.no_se_gate == 0 || c.no_se_gate == 1 else {
+            throw TransFaceError.invalidArgument("config.no_se_gate \(c.no_se_gate) is not 0 or 1")
+        }
+        seGate = c.no_se_gate == 0
         try validate()
     }
 
@@ -29,6 +33,7 @@ extension ViTConfig {
         c.embed_dim = Int32(embedDim); c.depth = Int32(depth); c.num_heads = Int32(numHeads)
         c.mlp_hidden_dim = Int32(mlpHiddenDim); c.embedding_size = Int32(embeddingSize)
         c.drop_path_rate = dropPathRate; c.mask_ratio = maskRatio
+        c.no_se_gate = seGate ? 0 : 1
         out.pointee = c
     }
 }

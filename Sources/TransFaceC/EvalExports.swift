@@ -204,20 +204,7 @@ private func scoreData(_ scores: UnsafePointer<Double>?, _ labels: UnsafePointer
 
 /// "IJBB" / "IJBC" from the argument, or from the meta files `root` holds.
 private func ijbDataset(_ root: String, _ dataset: UnsafePointer<CChar>?) throws -> String {
-    if let dataset {
-        let d = String(cString: dataset)
-        let u = d.uppercased()
-        try require(u == "IJBB" || u == "IJBC", "dataset '\(d.prefix(40))' is neither \"IJBB\" nor \"IJBC\"")
-        return u
-    }
-    let found = ["IJBB", "IJBC"].filter { DataFiles.isFile(root + "/meta/" + $0.lowercased() + "_face_tid_mid.txt") }
-    guard found.count == 1 else {
-        if found.isEmpty {
-            throw TransFaceError.io("'\(root)/meta' holds neither ijbb_face_tid_mid.txt nor ijbc_face_tid_mid.txt: not an IJB folder")
-        }
-        throw TransFaceError.invalidArgument("'\(root)/meta' holds both IJB-B and IJB-C meta files: pass dataset \"IJBB\" or \"IJBC\"")
-    }
-    return found[0]
+    try IJB.dataset(root: root, requested: dataset.map { String(cString: $0) })
 }
 
 @c public func transface_evaluate_ijb(_ context: OpaquePointer?, _ ijbDir: UnsafePointer<CChar>?, _ dataset: UnsafePointer<CChar>?,

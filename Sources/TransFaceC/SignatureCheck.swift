@@ -95,4 +95,5 @@ func checkTrainSignaturesAgainstHeader() {
     same(CTransFace.transface_trainer_export_model, TransFaceC.transface_trainer_export_model)
     same(CTransFace.transface_trainer_tensor_size, TransFaceC.transface_trainer_tensor_size)
     same(CTransFace.transface_trainer_read_tensor, TransFaceC.transface_trainer_read_tensor)
+    same(CTransFace.transface_trainer_get_info, TransFaceC.transface_trainer_get_info)
 }

@@ -110,3 +110,16 @@ final class TrainerHandle {
         out.update(from: values, count: values.count)
     }
 }
+
+@c public func transface_trainer_get_info(_ trainer: OpaquePointer?, _ out: UnsafeMutablePointer<transface_trainer_info>?) -> transface_status {
+    guarded("transface_trainer_get_info") {
+        let t = try Handle.get(trainer, TrainerHandle.self, "trainer").trainer
+        let out = try required(out, "out")
+        try checkStructSize(out.pointee.struct_size, minimum: MemoryLayout<transface_trainer_info>.size, "trainer_info")
+        var info = transface_trainer_info()
+        info.struct_size = UInt32(MemoryLayout<transface_trainer_info>.size)
+        info.step = UInt64(t.step); info.batches = UInt64(t.microStep)
+        info.learning_rate = t.learningRate; info.learning_rate_scale = t.learningRateScale
+        out.pointee = info
+    }
+}

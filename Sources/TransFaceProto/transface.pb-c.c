@@ -277,7 +277,7 @@ void   transface__model_header__free_unpacked
   assert(message->base.descriptor == &transface__model_header__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
-static const ProtobufCFieldDescriptor transface__config__field_descriptors[11] =
+static const ProtobufCFieldDescriptor transface__config__field_descriptors[12] =
 {
   {
     "arch",
@@ -411,6 +411,18 @@ static const ProtobufCFieldDescriptor transface__config__field_descriptors[11] =
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "no_se_gate",
+    12,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Transface__Config, no_se_gate),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned transface__config__field_indices_by_name[] = {
   0,   /* field[0] = arch */
@@ -422,13 +434,14 @@ static const unsigned transface__config__field_indices_by_name[] = {
   3,   /* field[3] = in_channels */
   10,   /* field[10] = mask_ratio */
   7,   /* field[7] = mlp_hidden_dim */
+  11,   /* field[11] = no_se_gate */
   6,   /* field[6] = num_heads */
   2,   /* field[2] = patch_size */
 };
 static const ProtobufCIntRange transface__config__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 11 }
+  { 0, 12 }
 };
 const ProtobufCMessageDescriptor transface__config__descriptor =
 {
@@ -438,7 +451,7 @@ const ProtobufCMessageDescriptor transface__config__descriptor =
   "Transface__Config",
   "transface",
   sizeof(Transface__Config),
-  11,
+  12,
   transface__config__field_descriptors,
   transface__config__field_indices_by_name,
   1,  transface__config__number_ranges,
@@ -702,7 +715,7 @@ const ProtobufCMessageDescriptor transface__key_value__descriptor =
   (ProtobufCMessageInit) transface__key_value__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor transface__training_state__field_descriptors[5] =
+static const ProtobufCFieldDescriptor transface__training_state__field_descriptors[6] =
 {
   {
     "config_json",
@@ -764,9 +777,22 @@ static const ProtobufCFieldDescriptor transface__training_state__field_descripto
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "lr_scale",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_DOUBLE,
+    0,   /* quantifier_offset */
+    offsetof(Transface__TrainingState, lr_scale),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned transface__training_state__field_indices_by_name[] = {
   0,   /* field[0] = config_json */
+  5,   /* field[5] = lr_scale */
   2,   /* field[2] = micro_step */
   3,   /* field[3] = rng_state */
   4,   /* field[4] = sampler_state */
@@ -775,7 +801,7 @@ static const unsigned transface__training_state__field_indices_by_name[] = {
 static const ProtobufCIntRange transface__training_state__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 5 }
+  { 0, 6 }
 };
 const ProtobufCMessageDescriptor transface__training_state__descriptor =
 {
@@ -785,7 +811,7 @@ const ProtobufCMessageDescriptor transface__training_state__descriptor =
   "Transface__TrainingState",
   "transface",
   sizeof(Transface__TrainingState),
-  5,
+  6,
   transface__training_state__field_descriptors,
   transface__training_state__field_indices_by_name,
   1,  transface__training_state__number_ranges,

@@ -40,6 +40,36 @@ final class ModelFileTests: XCTestCase {
         XCTAssertLessThan(size - model.layout.weightBytes, 8192, "header overhead")
     }
 
+    /// A plain ViT (no SE module) keeps that through a file, has no `senet.*` tensors, and its
+    /// head sees the normalised tokens: uniform patch weights, embeddings equal after reload.
+    func testPlainViTRoundTrip() throws {
+        var config = ViTConfig(imgSize: 18, embedDim: 8, depth: 1, numHeads: 2, mlpHiddenDim: 16, embeddingSize: 4)
+        config.seGate = false
+        let builder = try ModelBuilder(config: config)
+        builder.initializeWeights(seed: 3)
+        XCTAssertThrowsError(try builder.setTensor("senet.0.weight", [Float](repeating: 0, count: 4 * 32)))
+        let path = folder + "/plain.tfm"
+        try builder.save(to: path)
+        let loaded = try ModelFile.load(path: path)
+        XCTAssertFalse(loaded.config.seGate)
+        XCTAssertFalse(loaded.layout.entries.contains { $0.name.hasPrefix("senet") })
+        let image = [UInt8](repeating: 90, count: 18 * 18 * 3)
+        var e1 = [Float](repeating: 0, count: 4), e2 = e1, weights = [Float](repeating: 0, count: 4)
+        try image.withUnsafeBufferPointer { img in
+            try e1.withUnsafeMutableBufferPointer { o in
+                try weights.withUnsafeMutableBufferPointer { w in
+                    try Embedder(model: try builder.build()).embed(images: img.baseAddress!, count: 1, width: 18, height: 18,
+                                                                   into: .init(embeddings: o, patchWeights: w))
+                }
+            }
+            try e2.withUnsafeMutableBufferPointer { o in
+                try Embedder(model: loaded).embed(images: img.baseAddress!, count: 1, width: 18, height: 18, into: .init(embeddings: o))
+            }
+        }
+        XCTAssertEqual(e1, e2)
+        XCTAssertEqual(weights, [0.25, 0.25, 0.25, 0.25])
+    }
+
     func testHalfPrecisionFilesLoadAsFloat32() throws {
         let model = try Self.smallModel()
         for dtype in [StoredDType.f16, .bf16] {
@@ -63,10 +93,10 @@ final class ModelFileTests: XCTestCase {
 
     func testEmptyAndForeignFilesAreRefused() throws {
         let empty = folder + "/empty.tfm"
-        FileManager.default.createFile(atPath: empty, contents: Data())
+        XCTAssertTrue(FileManager.default.createFile(atPath: empty, contents: Data()))
         expectFormatError(empty, "empty")
         let foreign = folder + "/foreign.tfm"
-        FileManager.default.createFile(atPath: foreign, contents: Data(repeating: 0x41, count: 4096))
+        XCTAssertTrue(FileManager.default.createFile(atPath: foreign, contents: Data(repeating: 0x41, count: 4096)))
         expectFormatError(foreign, "magic")
     }
 
@@ -114,24 +144,15 @@ final class ModelFileTests: XCTestCase {
 
     /// Rewrites a valid file's header through `edit` (with a correct checksum).
     private func rewriteHeader(_ edit: (inout ModelHeader) -> Void) throws -> String {
-        let model = try Self.smallModel()
-        let path = folder + "/h.tfm"
-        try ModelFile.write(model, to: path)
-        let bytes = try Data(contentsOf: URL(fileURLWithPath: path))
-        let headerLength = bytes[16..<24].reversed().reduce(0) { $0 << 8 | Int($1) }
-        let dataStart = (24 + headerLength + 63) / 64 * 64
-        var header = try Array(bytes[24..<(24 + headerLength)]).withUnsafeBytes { try ModelHeader.decode($0) }
-        edit(&header)
-        let encoded = try header.encode()
-        var out = Data(bytes[0..<12])
-        withUnsafeBytes(of: encoded.withUnsafeBytes { crc32($0) }.littleEndian) { out.append(contentsOf: $0) }
-        withUnsafeBytes(of: UInt64(encoded.count).littleEndian) { out.append(contentsOf: $0) }
-        out.append(contentsOf: encoded)
-        out.append(Data(count: (24 + encoded.count + 63) / 64 * 64 - 24 - encoded.count))
-        out.append(bytes[dataStart...])
-        let edited = folder + "/edited.tfm"
-        try out.write(to: URL(fileURLWithPath: edited))
-        return edited
+        try Self.rewriteHeader(of: try Self.smallModel(), in: folder, edit)
+    }
+
+    /// Writes `model` into `folder`, then a copy whose header went through `edit` (with a correct
+    /// checksum); returns the copy's path.
+    static func rewriteHeader(of model: TransFaceModel, in folder: String, _ edit: (inout ModelHeader) -> Void) throws -> String {
+        try ModelFile.write(model, to: folder + "/h.tfm")
+        try Reference.rewriteHeader(of: folder + "/h.tfm", to: folder + "/edited.tfm", edit)
+        return folder + "/edited.tfm"
     }
 
     func testHeaderRewriteHelperProducesLoadableFiles() throws {

@@ -410,6 +410,7 @@ static void test_builder_errors(void) {
     BAD_CONFIG(drop_path_rate, NAN);
     BAD_CONFIG(drop_path_rate, -0.5f);
     BAD_CONFIG(mask_ratio, 1.0f);
+    BAD_CONFIG(no_se_gate, 2);
     BAD_CONFIG(img_size, INT32_MAX);
     bad = tiny_config();
     memset(bad.arch, 'x', sizeof bad.arch);  /* not NUL-terminated */

@@ -53,10 +53,14 @@ struct  Transface__Config
   int32_t embedding_size;
   float drop_path_rate;
   float mask_ratio;
+  /*
+   * true: plain ViT without the SE module (ablation); official: false
+   */
+  protobuf_c_boolean no_se_gate;
 };
 #define TRANSFACE__CONFIG__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&transface__config__descriptor) \
-    , (char *)protobuf_c_empty_string, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 }
+    , (char *)protobuf_c_empty_string, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 }
 
 
 struct  Transface__Preprocess
@@ -154,10 +158,14 @@ struct  Transface__TrainingState
    * the data loader's position (opaque to the trainer)
    */
   ProtobufCBinaryData sampler_state;
+  /*
+   * learning-rate factor from "non_finite": "reduce_lr"
+   */
+  double lr_scale;
 };
 #define TRANSFACE__TRAINING_STATE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&transface__training_state__descriptor) \
-    , (char *)protobuf_c_empty_string, 0, 0, 0,NULL, {0,NULL} }
+    , (char *)protobuf_c_empty_string, 0, 0, 0,NULL, {0,NULL}, 0 }
 
 
 struct  Transface__ModelHeader

@@ -67,3 +67,36 @@ def test_amplitude_mix_keeps_a_patch_with_lambda_zero():
     b = rng.integers(0, 256, size=(9, 9, 3)).astype(np.uint8)
     out = transface.amplitude_mix(a, b, 0.0)
     assert np.abs(out.astype(int) - a.astype(int)).max() <= 1
+
+
+def test_info_after_resume(tmp_path):
+    t = transface.Trainer(CONFIG)
+    for x, y in batches(3):
+        t.step(x, y)
+    t.save_checkpoint(tmp_path / "run.tfc")
+    info = transface.Trainer.resume(tmp_path / "run.tfc").info()
+    assert info == t.info()
+    assert info["step"] == 3 and info["batches"] == 3 and info["learning_rate_scale"] == 1.0
+    assert info["learning_rate"] > 0
+
+
+def test_reduce_lr_backs_off_and_is_checkpointed(tmp_path):
+    # Huge (finite) final-norm weights make the head overflow: every batch is non-finite.
+    b = transface.Builder(transface.Config(img_size=36, embed_dim=32, depth=2, num_heads=4, mlp_hidden_dim=64,
+                                           embedding_size=16))
+    b.init_weights(1)
+    b.set_tensor("norm.weight", np.full(32, 3e38, dtype=np.float32))
+    poisoned = b.build()
+    x, y = next(batches(1))
+    with pytest.raises(transface.NumericError, match="not finite"):
+        transface.Trainer(CONFIG, init_model=poisoned).step(x, y)
+    t = transface.Trainer(dict(CONFIG, non_finite="reduce_lr", non_finite_lr_factor=0.5), init_model=poisoned)
+    lr = t.info()["learning_rate"]
+    r = t.step(x, y)
+    assert r["skipped"] and not r["optimizer_stepped"] and r["learning_rate"] == lr * 0.5
+    t.step(x, y)
+    assert t.info()["learning_rate_scale"] == 0.25
+    t.save_checkpoint(tmp_path / "run.tfc")
+    assert transface.Trainer.resume(tmp_path / "run.tfc").info()["learning_rate_scale"] == 0.25
+    with pytest.raises(transface.InvalidArgumentError, match="non_finite_lr_factor"):
+        transface.Trainer(dict(CONFIG, non_finite="reduce_lr", non_finite_lr_factor=1.5))

@@ -90,6 +90,7 @@ class Config:
     embedding_size: int = 512
     drop_path_rate: float = 0.0
     mask_ratio: float = 0.0
+    se_gate: bool = True   # False: plain ViT without the SE module (the paper's ablation baseline)
 
     @property
     def grid(self):
@@ -131,6 +132,9 @@ class Config:
             setattr(c, f, int(v))
         c.drop_path_rate = float(self.drop_path_rate)
         c.mask_ratio = float(self.mask_ratio)
+        if not isinstance(self.se_gate, (bool, np.bool_)):
+            raise InvalidArgumentError(f"config: se_gate must be a bool, got {self.se_gate!r}")
+        c.no_se_gate = 0 if self.se_gate else 1
         return c
 
     @classmethod
@@ -139,7 +143,7 @@ class Config:
                    in_channels=c.in_channels, embed_dim=c.embed_dim, depth=c.depth,
                    num_heads=c.num_heads, mlp_hidden_dim=c.mlp_hidden_dim,
                    embedding_size=c.embedding_size, drop_path_rate=_f32(c.drop_path_rate),
-                   mask_ratio=_f32(c.mask_ratio))
+                   mask_ratio=_f32(c.mask_ratio), se_gate=c.no_se_gate == 0)
 
 
 _CHANNEL_ORDERS = {"RGB": L.TRANSFACE_CHANNELS_RGB, "BGR": L.TRANSFACE_CHANNELS_BGR}

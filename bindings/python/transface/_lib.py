@@ -148,6 +148,7 @@ class transface_config(Structure):
         ("embedding_size", c_int32),
         ("drop_path_rate", c_float),
         ("mask_ratio", c_float),
+        ("no_se_gate", c_int32),
     ]
 
 
@@ -475,6 +476,11 @@ class transface_step_result(Structure):
                 ("step", c_uint64), ("seconds", c_double)]
 
 
+class transface_trainer_info(Structure):
+    _fields_ = [("struct_size", c_uint32), ("step", c_uint64), ("batches", c_uint64),
+                ("learning_rate", c_double), ("learning_rate_scale", c_double)]
+
+
 transface_trainer_p = c_void_p
 
 FUNCTIONS.update({
@@ -489,9 +495,10 @@ FUNCTIONS.update({
     "transface_trainer_export_model": (transface_status, [transface_trainer_p, c_char_p]),
     "transface_trainer_tensor_size": (transface_status, [transface_trainer_p, c_char_p, POINTER(c_size_t)]),
     "transface_trainer_read_tensor": (transface_status, [transface_trainer_p, c_char_p, float_p, c_size_t]),
+    "transface_trainer_get_info": (transface_status, [transface_trainer_p, POINTER(transface_trainer_info)]),
 })
 
-STRUCTS.update({"transface_step_result": transface_step_result})
+STRUCTS.update({"transface_step_result": transface_step_result, "transface_trainer_info": transface_trainer_info})
 
 # ------------------------------------------------------------------ locating and loading
 

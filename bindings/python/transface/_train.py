@@ -58,7 +58,17 @@ class Trainer(_Handle):
                 "images_augmented": r.images_augmented, "step": r.step, "seconds": r.seconds}
 
     def save_checkpoint(self, path):
+        """Write a checkpoint atomically (temporary file, fsync, rename): path always holds a
+        complete checkpoint, the previous one if the write fails or the process dies."""
         check(L.lib().transface_trainer_save_checkpoint(self._handle(), L.encode_path(path)))
+
+    def info(self):
+        """Where the run is: dict with step, batches, learning_rate (of the next step) and
+        learning_rate_scale (the "non_finite": "reduce_lr" back-off so far, 1 if none)."""
+        r = L.new_struct(L.transface_trainer_info)
+        check(L.lib().transface_trainer_get_info(self._handle(), byref(r)))
+        return {"step": r.step, "batches": r.batches, "learning_rate": r.learning_rate,
+                "learning_rate_scale": r.learning_rate_scale}
 
     def export_model(self, path):
         """Write the current weights as a model file and return it loaded."""

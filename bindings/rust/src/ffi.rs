@@ -54,6 +54,7 @@ pub struct transface_config {
     pub embedding_size: i32,
     pub drop_path_rate: f32,
     pub mask_ratio: f32,
+    pub no_se_gate: i32,
 }
 
 /// `enum transface_channel_order`.

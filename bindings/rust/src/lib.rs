@@ -257,6 +257,8 @@ pub struct Config {
     pub embedding_size: i32,
     pub drop_path_rate: f32,
     pub mask_ratio: f32,
+    /// The SE module re-weights the tokens (every official model); `false`: plain ViT (ablation).
+    pub se_gate: bool,
 }
 
 impl Config {
@@ -297,6 +299,7 @@ impl Config {
             embedding_size: c.embedding_size,
             drop_path_rate: c.drop_path_rate,
             mask_ratio: c.mask_ratio,
+            se_gate: c.no_se_gate == 0,
         }
     }
 
@@ -325,6 +328,7 @@ impl Config {
         c.embedding_size = self.embedding_size;
         c.drop_path_rate = self.drop_path_rate;
         c.mask_ratio = self.mask_ratio;
+        c.no_se_gate = if self.se_gate { 0 } else { 1 };
         Ok(c)
     }
 }
@@ -343,6 +347,7 @@ fn empty_config() -> ffi::transface_config {
         embedding_size: 0,
         drop_path_rate: 0.0,
         mask_ratio: 0.0,
+        no_se_gate: 0,
     }
 }
 

@@ -121,6 +121,7 @@ pub fn tiny_config() -> Config {
         embedding_size: 32,
         drop_path_rate: 0.0,
         mask_ratio: 0.0,
+        se_gate: true,
     }
 }
 
