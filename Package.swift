@@ -9,6 +9,14 @@ let package = Package(
         .library(name: "transface", type: .dynamic, targets: ["TransFaceC"]),
         .library(name: "TFModel", targets: ["TFModel"]),
         .executable(name: "transface-bench", targets: ["TransFaceBench"]),
+        // Fuzzing harnesses of every parser of outside input (Tests/Fuzz/run.sh); a replayer when built normally.
+        .executable(name: "transface-fuzz", targets: ["TransFaceFuzz"]),
+        // The command-line tool `transface` (the product is named transface-cli because libtransface.so
+        // takes the name "transface"): train, eval, embed, compare, align, pack, inspect, convert, patches.
+        .executable(name: "transface-cli", targets: ["TransFaceCLI"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
     ],
     targets: [
         // System libraries (Debian: libopenblas-dev, libfftw3-dev, libprotobuf-c-dev, zlib1g-dev).
@@ -19,6 +27,8 @@ let package = Package(
         .systemLibrary(name: "CTurboJPEG", pkgConfig: "libturbojpeg"),
         .systemLibrary(name: "CPNG", pkgConfig: "libpng16"),
         .systemLibrary(name: "CJSON", pkgConfig: "libcjson"),
+        // libzip (Debian: libzip-dev), for torch.save and .npz files in the converter only.
+        .systemLibrary(name: "CZip", pkgConfig: "libzip"),
         // The public header, imported by the export layer so that signatures are checked.
         .systemLibrary(name: "CTransFace", path: "include"),
         // protoc-c output for include/transface.proto, generated once and committed.
@@ -42,6 +52,14 @@ let package = Package(
         .target(name: "TFTrain", dependencies: ["TFCore", "TFKernels", "TFModel", "CFFTW", "CJSON"]),
         .target(name: "TransFaceC", dependencies: ["TFCore", "TFModel", "TFImage", "TFData", "TFEval", "TFTrain", "CTransFace"]),
         .executableTarget(name: "TransFaceBench", dependencies: ["TFCore", "TFModel", "TFTrain"]),
+        .target(name: "TransFaceFuzzHarness", dependencies: ["TFCore", "TFModel", "TFImage", "TFData", "TFTrain"]),
+        .executableTarget(name: "TransFaceFuzz", dependencies: ["TransFaceFuzzHarness"]),
+        // Official state_dicts (torch.save zip, .npz) to model files, as bindings/python's convert.py.
+        .target(name: "TFConvert", dependencies: ["TFCore", "TFModel", "TFData", "CZip"]),
+        .executableTarget(name: "TransFaceCLI", dependencies: [
+            "TFCore", "TFModel", "TFImage", "TFData", "TFEval", "TFTrain", "TFConvert",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ], resources: [.copy("Configs")]),
         .target(name: "TFTestSupport", dependencies: ["TFCore", "TFModel"], path: "Tests/TFTestSupport"),
         .testTarget(name: "TFKernelsTests", dependencies: ["TFKernels", "TFTestSupport"]),
         .testTarget(name: "TFModelTests", dependencies: ["TFModel", "TFTestSupport"]),
@@ -49,7 +67,9 @@ let package = Package(
         .testTarget(name: "TFDataTests", dependencies: ["TFData", "TFTestSupport"]),
         .testTarget(name: "TFEvalTests", dependencies: ["TFEval", "TFTestSupport"]),
         .testTarget(name: "TFTrainTests", dependencies: ["TFTrain", "TFTestSupport"]),
+        .testTarget(name: "TransFaceCLITests", dependencies: ["TransFaceCLI", "TFModel", "TFImage", "TFData", "TFEval", "TFTrain", "TFTestSupport"]),
         .testTarget(name: "TransFaceCTests", dependencies: ["TransFaceC", "TFModel", "TFTestSupport", "CTransFace"]),
+        .testTarget(name: "TransFaceFuzzTests", dependencies: ["TransFaceFuzzHarness"]),
     ],
     swiftLanguageModes: [.v5]
 )
