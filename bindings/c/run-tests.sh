@@ -4,14 +4,25 @@
 #   test_abi.c     every function and error path of include/transface.h
 #   test_parity.c  parity with the official PyTorch outputs, model built from the reference .npy files
 #   test_cxx.cpp   the header compiled as C++17 (-Wall -Wextra -pedantic -Werror)
+#   test_crash.c   kill -9 while checkpointing: the checkpoint always loads and resumes bit for bit;
+#                  failed writes (file size limit, unwritable folder) keep the previous file
+#   test_robust.c  finite unit-length embeddings of black, white and noise images; "reduce_lr"
 #
 # Environment:
 #   TRANSFACE_LIBRARY_DIR   folder of libtransface.so (default: <repo>/.build/debug; relative to the repo)
 #   TRANSFACE_REFERENCE_DIR reference data (default: <repo>/../shared/reference/tiny)
 #   TRANSFACE_PARITY_MODEL  a .tfm converted from that reference (python3 -m transface convert):
 #                           also checked by test_parity when set
-#   TRANSFACE_VALGRIND=1    also run test_abi and test_parity under valgrind (memcheck; only definite
-#                           leaks count: the Swift runtime keeps caches that show as possibly lost)
+#   TRANSFACE_VALGRIND=1    also run test_abi, test_parity, example, test_cxx, test_image, test_train,
+#                           test_data_eval and test_ijb under valgrind memcheck: no invalid access,
+#                           no definite leak (the Swift runtime keeps caches that show as possibly
+#                           lost); =all adds test_robust and test_stress (over 15 min each). Not
+#                           test_crash: its children are SIGKILLed by design
+#   TRANSFACE_STRESS_SECONDS test_stress duration (default 30); TRANSFACE_VALGRIND_STRESS_SECONDS
+#                           its duration under valgrind (default 3)
+#   TRANSFACE_TEST_NOFORK=1 test_abi runs its sections in one process (sanitizer leak checks see all)
+#   TRANSFACE_CRASH_KILLS   kills in test_crash (default 24); TRANSFACE_CRASH_SEED seeds their timing
+#   TRANSFACE_C_BUILD_DIR   where test programs and logs go (default bindings/c/build; relative to the repo)
 #   CC, CXX                 compilers (default cc, c++)
 # Exits non-zero when anything fails.
 set -u
@@ -21,7 +32,8 @@ repo=$(cd "$here/../.." && pwd)
 libdir=${TRANSFACE_LIBRARY_DIR:-.build/debug}
 case $libdir in /*) ;; *) libdir="$repo/$libdir" ;; esac
 refdir=${TRANSFACE_REFERENCE_DIR:-"$repo/../shared/reference/tiny"}
-build="$here/build"
+build=${TRANSFACE_C_BUILD_DIR:-"$here/build"}
+case $build in /*) ;; *) build="$repo/$build" ;; esac
 CC=${CC:-cc}
 CXX=${CXX:-c++}
 cflags="-std=c99 -Wall -Wextra -pedantic -Werror -I $repo/include"
@@ -70,11 +82,15 @@ fi
 step "test_cxx" "$build/test_cxx"
 step "test_image (decoding, alignment; parity with ../shared/reference/align)" sh -c "$CC $cflags -o '$build/test_image' '$here/test_image.c' $link -lm && '$build/test_image' '$repo/../shared'"
 step "test_train (trainer: steps, checkpoint and exact resume, errors)" sh -c "$CC $cflags -o '$build/test_train' '$here/test_train.c' $link -lm && '$build/test_train'"
+step "test_crash (kill -9 during checkpointing ${TRANSFACE_CRASH_KILLS:-24} times, resume equality; disk full, unwritable folders)" sh -c "$CC $cflags -o '$build/test_crash' '$here/test_crash.c' $link && '$build/test_crash'"
+step "test_robust (finite unit embeddings of black, white and noise images; non_finite reduce_lr)" sh -c "$CC $cflags -o '$build/test_robust' '$here/test_robust.c' $link -lm && '$build/test_robust' '$build/reference.tfm'"
 step "test_stress (8 threads sharing a model, ${TRANSFACE_STRESS_SECONDS:-30} s; concurrent load/free)" sh -c "$CC $cflags -o '$build/test_stress' '$here/test_stress.c' $link -lm -lpthread && '$build/test_stress'"
 step "test_data_eval (datasets, evaluation; parity with ../shared/reference/verification)" sh -c "$CC $cflags -o '$build/test_data_eval' '$here/test_data_eval.c' $link -lm && '$build/test_data_eval' '$repo/../shared'"
 step "test_ijb (IJB-C 1:1 evaluation of a model against the protocol by hand, errors)" sh -c "$CC $cflags -o '$build/test_ijb' '$here/test_ijb.c' $link -lm && '$build/test_ijb'"
 
-if [ "${TRANSFACE_VALGRIND:-0}" = 1 ]; then
+valgrind_all=0
+[ "${TRANSFACE_VALGRIND:-0}" = all ] && valgrind_all=1
+if [ "${TRANSFACE_VALGRIND:-0}" = 1 ] || [ "$valgrind_all" = 1 ]; then
     if command -v valgrind >/dev/null 2>&1; then
         # valgrind 3.19 cannot read the DWARF 5 debug info of Swift's clang ("unhandled dwarf2
         # abbrev form code 0x25 ... Giving up"): run against a copy without debug info.
@@ -101,6 +117,20 @@ if [ "${TRANSFACE_VALGRIND:-0}" = 1 ]; then
         if [ -d "$refdir" ]; then
             step "valgrind test_parity" valgrind_run "$build/valgrind-test_parity.log" \
                 "$build/test_parity" --from-reference "$refdir"
+            step "valgrind example" valgrind_run "$build/valgrind-example.log" "$build/example" "$build/reference.tfm"
+        fi
+        step "valgrind test_cxx" valgrind_run "$build/valgrind-test_cxx.log" "$build/test_cxx"
+        step "valgrind test_image" valgrind_run "$build/valgrind-test_image.log" "$build/test_image" "$repo/../shared"
+        step "valgrind test_train" valgrind_run "$build/valgrind-test_train.log" "$build/test_train"
+        step "valgrind test_data_eval" valgrind_run "$build/valgrind-test_data_eval.log" "$build/test_data_eval" "$repo/../shared"
+        step "valgrind test_ijb" valgrind_run "$build/valgrind-test_ijb.log" "$build/test_ijb"
+        if [ "$valgrind_all" = 1 ]; then
+            # over 15 minutes each under memcheck: full-size vit_t forward passes; the stress
+            # test's single-threaded reference run and 10 threads that valgrind serialises
+            step "valgrind test_robust" valgrind_run "$build/valgrind-test_robust.log" "$build/test_robust" "$build/reference.tfm"
+            TRANSFACE_STRESS_SECONDS=${TRANSFACE_VALGRIND_STRESS_SECONDS:-3}
+            export TRANSFACE_STRESS_SECONDS
+            step "valgrind test_stress ($TRANSFACE_STRESS_SECONDS s)" valgrind_run "$build/valgrind-test_stress.log" "$build/test_stress"
         fi
     else
         echo "== SKIP valgrind: not installed"
