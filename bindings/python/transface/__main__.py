@@ -110,12 +110,9 @@ def _cmd_export_onnx(args):
             print(f"verify ({r['images']} random images, onnxruntime vs libtransface): max |diff| "
                   f"{r['max_abs_diff']:.3g} = {r['relative']:.3g} of max |embedding|, min cosine "
                   f"{r['min_cosine']:.9f}")
-    except OnnxDependencyError as e:
+    except (OnnxDependencyError, OnnxExportError) as e:
         sys.stderr.write(f"{prog}: error: {_one_line(e)}\n")
-        return 1
-    except OnnxExportError as e:
-        sys.stderr.write(f"{prog}: error: {_one_line(e)}\n")
-        return 2
+        return 2 if isinstance(e, OnnxExportError) else 1
     return 0
 
 
@@ -189,10 +186,7 @@ def main(argv=None):
     except ConversionError as e:
         sys.stderr.write(f"{prog}: error: {_one_line(e)}\n")
         return 2
-    except Error as e:
-        sys.stderr.write(f"{prog}: error: {_one_line(e)}\n")
-        return 1
-    except OSError as e:
+    except (Error, OSError) as e:
         sys.stderr.write(f"{prog}: error: {_one_line(e)}\n")
         return 1
     except KeyboardInterrupt:
