@@ -84,7 +84,7 @@ struct TrainCommand: ParsableCommand {
         options.width = c.model.imgSize
         options.height = c.model.imgSize
         let position = trainer.samplerState.isEmpty ? nil : try LoaderPosition(words: Self.words(trainer.samplerState))
-        let loader = try DataLoader(dataset: data.dataset, decode: try data.decoder(size: c.model.imgSize, template: trainer.preprocess.alignTemplate),
+        let loader = try DataLoader(dataset: data.dataset, decode: data.decoder(size: c.model.imgSize, template: trainer.preprocess.alignTemplate),
                                     options: options, resume: position)
         defer { loader.close() }
 

@@ -6,10 +6,11 @@ import TFModel
 /// The run's verification sets, evaluated with a model exported from the trainer (10 folds,
 /// flip-summed embeddings, as the official `CallBackVerification`).
 struct Validator {
-    private let targets: [(name: String, set: Set)]
+    private let targets: [(name: String, source: Source)]
     private let threads: Int
+    private let prefer: [String]
 
-    private enum Set {
+    private enum Source {
         case bin(VerificationBin)
         case pairs(PairList, root: String, landmarks: LandmarkTable?, options: Verification.Options)
     }
@@ -30,7 +31,6 @@ struct Validator {
             }
         }
     }
-    private let prefer: [String]
 
     /// Evaluates every set; reports each to `progress`.
     @discardableResult
@@ -40,7 +40,7 @@ struct Validator {
         return try targets.map { t in
             let start = monotonicSeconds()
             let report: Verification.Report, issame: [Bool]
-            switch t.set {
+            switch t.source {
             case .bin(let bin):
                 report = try Evaluation.verify(bin: bin, source: ModelEmbeddingSource(embedder: embedder), name: t.name)
                 issame = bin.issame
