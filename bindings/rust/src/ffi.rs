@@ -600,7 +600,7 @@ mod layout_tests {
     #[test]
     #[cfg(target_pointer_width = "64")]
     fn struct_layout_matches_the_header() {
-        assert_eq!(size_of::<transface_config>(), 76);
+        assert_eq!(size_of::<transface_config>(), 80);
         assert_eq!(align_of::<transface_config>(), 4);
         assert_eq!(size_of::<transface_preprocess>(), 80);
         assert_eq!(size_of::<transface_load_params>(), 16);
@@ -623,6 +623,7 @@ mod layout_tests {
         unsafe {
             assert_eq!(core::ptr::addr_of!((*c.as_ptr()).img_size) as usize - base, 36);
             assert_eq!(core::ptr::addr_of!((*c.as_ptr()).mask_ratio) as usize - base, 72);
+            assert_eq!(core::ptr::addr_of!((*c.as_ptr()).no_se_gate) as usize - base, 76);
         }
         let p = core::mem::MaybeUninit::<transface_preprocess>::uninit();
         let base = p.as_ptr() as usize;
