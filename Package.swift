@@ -1,6 +1,13 @@
 // swift-tools-version:6.0
 import PackageDescription
 
+#if arch(x86_64)
+/// Kernels target Haswell-class x86-64 (AVX2, FMA: every x86 server CPU since 2013).
+let kernelCPUFlags = ["-target-cpu", "haswell"]
+#else
+let kernelCPUFlags: [String] = []
+#endif
+
 /// libtransface: TransFace (ICCV 2023) face recognition on the CPU, from Swift and through one C ABI.
 let package = Package(
     name: "libtransface",
@@ -8,11 +15,10 @@ let package = Package(
         // The embeddable library: libtransface.so, declared by include/transface.h.
         .library(name: "transface", type: .dynamic, targets: ["TransFaceC"]),
         .library(name: "TFModel", targets: ["TFModel"]),
-        .executable(name: "transface-bench", targets: ["TransFaceBench"]),
         // Fuzzing harnesses of every parser of outside input (Tests/Fuzz/run.sh); a replayer when built normally.
         .executable(name: "transface-fuzz", targets: ["TransFaceFuzz"]),
         // The command-line tool `transface` (the product is named transface-cli because libtransface.so
-        // takes the name "transface"): train, eval, embed, compare, align, pack, inspect, convert, patches.
+        // takes the name "transface"): train, eval, embed, compare, align, pack, inspect, convert, patches, bench.
         .executable(name: "transface-cli", targets: ["TransFaceCLI"]),
     ],
     dependencies: [
@@ -39,8 +45,9 @@ let package = Package(
         ),
         .target(name: "TFCore", dependencies: ["CBLAS", "CZlib"]),
         // Kernels are optimised in debug builds too (they work on raw pointers, so nothing is
-        // lost to checks), which keeps debug test runs of real model sizes fast.
-        .target(name: "TFKernels", dependencies: ["TFCore", "CBLAS"], swiftSettings: [.unsafeFlags(["-O"])]),
+        // lost to checks), which keeps debug test runs of real model sizes fast; on x86-64 they
+        // use AVX2 + FMA (ViTForward refuses to run on a CPU without them).
+        .target(name: "TFKernels", dependencies: ["TFCore", "CBLAS"], swiftSettings: [.unsafeFlags(["-O"] + kernelCPUFlags)]),
         .target(name: "TFModel", dependencies: ["TFCore", "TFKernels", "TransFaceProto", "CProtobufC", "CZlib"]),
         // Images: decoding (libjpeg-turbo, libpng, PGM/PPM) and 5-point alignment.
         .target(name: "TFImage", dependencies: ["TFCore", "CTurboJPEG", "CPNG"]),
@@ -51,7 +58,6 @@ let package = Package(
         // Training: backward passes, losses, DPAP (FFTW), EHSM, optimizers, trainer.
         .target(name: "TFTrain", dependencies: ["TFCore", "TFKernels", "TFModel", "CFFTW", "CJSON"]),
         .target(name: "TransFaceC", dependencies: ["TFCore", "TFModel", "TFImage", "TFData", "TFEval", "TFTrain", "CTransFace"]),
-        .executableTarget(name: "TransFaceBench", dependencies: ["TFCore", "TFModel", "TFTrain"]),
         .target(name: "TransFaceFuzzHarness", dependencies: ["TFCore", "TFModel", "TFImage", "TFData", "TFTrain"]),
         .executableTarget(name: "TransFaceFuzz", dependencies: ["TransFaceFuzzHarness"]),
         // Official state_dicts (torch.save zip, .npz) to model files, as bindings/python's convert.py.

@@ -3,3 +3,13 @@
 void openblas_set_num_threads(int num_threads);
 int openblas_get_num_threads(void);
 char *openblas_get_corename(void);
+
+/* Whether this CPU runs the kernels' instruction set (x86-64: AVX2 and FMA; others: always). */
+static inline int transface_cpu_supports_kernels(void) {
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#else
+    return 1;
+#endif
+}

@@ -7,6 +7,9 @@ public enum BLAS {
         if openblas_get_num_threads() != 1 { openblas_set_num_threads(1) }
     }
 
+    /// Whether this CPU has the instructions the kernels are compiled for (x86-64: AVX2 + FMA).
+    public static var cpuSupportsKernels: Bool { transface_cpu_supports_kernels() != 0 }
+
     /// The OpenBLAS kernel family in use (e.g. "Haswell").
     public static var coreName: String { String(cString: openblas_get_corename()) }
 
@@ -28,7 +31,10 @@ public enum BLAS {
     /// Token-wise Linear without bias for `images` images of `tokens` rows each:
     /// `out = x · Wᵀ (+ beta·out)`, W stored [outFeatures × inFeatures]. Each image is its own
     /// GEMM and the output features are cut into one fixed block per worker, so an image's
-    /// result is bit-identical whatever batch it arrives in.
+    /// result is bit-identical whatever batch it arrives in. (OpenBLAS's result for an element
+    /// depends on the shape of the call it is in, so one GEMM over the whole batch would break
+    /// that; on this library's shapes it is not faster either: 144 rows already reach the
+    /// kernel's full rate.)
     public static func tokenLinear(
         pool: WorkerPool, images: Int, tokens: Int, inFeatures: Int, outFeatures: Int,
         x: UnsafePointer<Float>, weight: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>, beta: Float = 0

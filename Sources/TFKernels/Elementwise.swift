@@ -36,16 +36,25 @@ public func biasActivationForward(
     }
 }
 
-/// Row-wise softmax in place over `rows × cols`, max-subtracted.
+/// Row-wise softmax in place over `rows × cols`, max-subtracted; `fastExp` 16 lanes at a time.
 public func softmaxRowsForward(_ x: UnsafeMutablePointer<Float>, rows: Int, cols: Int) {
     for r in 0..<rows {
         let row = x + r * cols
-        var m = -Float.infinity
-        for i in 0..<cols where row[i] > m { m = row[i] }
-        var s: Float = 0
-        for i in 0..<cols { let e = expf(row[i] - m); row[i] = e; s += e }
-        let inv = 1 / s
-        for i in 0..<cols { row[i] *= inv }
+        var mv = SIMD16<Float>(repeating: -.infinity)
+        var i = 0
+        while i + 16 <= cols { let v = row.load16(i); mv.replace(with: v, where: v .> mv); i += 16 }
+        var m = mv.max()
+        while i < cols { m = max(m, row[i]); i += 1 }
+        let m16 = SIMD16<Float>(repeating: m)
+        var sv = SIMD16<Float>()
+        i = 0
+        while i + 16 <= cols { let e = fastExp(row.load16(i) - m16); row.store16(e, i); sv += e; i += 16 }
+        var s = sv.sum()
+        while i < cols { let e = expf(row[i] - m); row[i] = e; s += e; i += 1 }
+        let inv = SIMD16<Float>(repeating: 1 / s)
+        i = 0
+        while i + 16 <= cols { row.store16(row.load16(i) * inv, i); i += 16 }
+        while i < cols { row[i] *= inv[0]; i += 1 }
     }
 }
 

@@ -19,10 +19,10 @@ public func rowLinearForward(
             var i = 0
             while i + 32 <= k {
                 let wa = w.load16(i), wb = w.load16(i + 16)
-                a0 += x0.load16(i) * wa; b0 += x0.load16(i + 16) * wb
-                a1 += x1.load16(i) * wa; b1 += x1.load16(i + 16) * wb
-                a2 += x2.load16(i) * wa; b2 += x2.load16(i + 16) * wb
-                a3 += x3.load16(i) * wa; b3 += x3.load16(i + 16) * wb
+                a0.addProduct(x0.load16(i), wa); b0.addProduct(x0.load16(i + 16), wb)
+                a1.addProduct(x1.load16(i), wa); b1.addProduct(x1.load16(i + 16), wb)
+                a2.addProduct(x2.load16(i), wa); b2.addProduct(x2.load16(i + 16), wb)
+                a3.addProduct(x3.load16(i), wa); b3.addProduct(x3.load16(i + 16), wb)
                 i += 32
             }
             var s0 = (a0 + b0).sum(), s1 = (a1 + b1).sum(), s2 = (a2 + b2).sum(), s3 = (a3 + b3).sum()

@@ -1,4 +1,5 @@
 import TFCore
+import TFKernels
 
 /// Where a forward pass keeps its values, laid out once in one slab. For inference every
 /// block reads and writes the same few buffers (the residual stream is updated in place);
@@ -24,6 +25,9 @@ public final class ForwardBuffers {
     public let cols, branch, norm, se1, se2, patchWeight, patchStd, gated: UnsafeMutablePointer<Float>
     public let f0, f1, f2, f3, bn1Mean, bn1Rstd, bn3Mean, bn3Rstd: UnsafeMutablePointer<Float>
     public let meanFinal, rstdFinal: UnsafeMutablePointer<Float>?
+    /// Per-worker scratch of the attention kernel (`attentionScratchCount` floats each).
+    public let attentionScratch: UnsafeMutablePointer<Float>
+    public let attentionScratchCount: Int
     /// Training layout: every block keeps its activations.
     public let keepsActivations: Bool
     private let slab: FloatSlab
@@ -60,6 +64,8 @@ public final class ForwardBuffers {
         let small = [rows, rows, rows, rows, batch * d, batch * d, batch * c.embeddingSize, batch * c.embeddingSize,
                      d, d, c.embeddingSize, c.embeddingSize].map { plan.reserve($0) }
         let finalStats = keep ? [plan.reserve(rows), plan.reserve(rows)] : []
+        attentionScratchCount = TFKernels.attentionScratchCount(tokens: t, headDim: c.headDim)
+        let scratch = plan.reserve(try checkedProduct([workers, attentionScratchCount], what: "workspace"))
         slab = try FloatSlab(count: plan.total)
         let base = slab.base
         blocks = blockOffsets.map { o in
@@ -74,6 +80,7 @@ public final class ForwardBuffers {
         (f0, f1, f2, f3) = (base + small[4], base + small[5], base + small[6], base + small[7])
         (bn1Mean, bn1Rstd, bn3Mean, bn3Rstd) = (base + small[8], base + small[9], base + small[10], base + small[11])
         keepsActivations = keep
+        attentionScratch = base + scratch
         meanFinal = keep ? base + finalStats[0] : nil
         rstdFinal = keep ? base + finalStats[1] : nil
     }

@@ -32,35 +32,61 @@ final class KernelOracleTests: XCTestCase {
         }
     }
 
+    /// Both attention paths against a double-precision oracle: OpenBLAS (head size 8) and the
+    /// register-tiled kernel (head sizes 16 and 32, token counts with partial tiles, 144).
     func testAttentionHead() {
-        let tokens = 13, dim = 24, heads = 3, hd = 8
-        let qkv = random(tokens * 3 * dim)
-        var out = [Float](repeating: 0, count: tokens * dim), probs = [Float](repeating: 0, count: tokens * tokens)
-        for h in 0..<heads {
-            attentionHeadForward(out: &out, probs: &probs, qkv: qkv, tokens: tokens, dim: dim, heads: heads, head: h)
-        }
-        let q = qkv.map(Double.init)
-        func at(_ token: Int, _ part: Int, _ h: Int, _ c: Int) -> Double { q[token * 3 * dim + part * dim + h * hd + c] }
-        var expected = [Double](repeating: 0, count: tokens * dim)
-        for h in 0..<heads {
-            for i in 0..<tokens {
-                var s = [Double](repeating: 0, count: tokens)
-                for j in 0..<tokens {
-                    var dot = 0.0
-                    for c in 0..<hd { dot += at(i, 0, h, c) * at(j, 1, h, c) }
-                    s[j] = dot / Double(hd).squareRoot()
-                }
-                let m = s.max()!
-                s = s.map { Foundation.exp($0 - m) }
-                let z = s.reduce(0, +)
-                for c in 0..<hd {
-                    var acc = 0.0
-                    for j in 0..<tokens { acc += s[j] / z * at(j, 2, h, c) }
-                    expected[i * dim + h * hd + c] = acc
+        for (tokens, dim, heads) in [(13, 24, 3), (13, 48, 3), (37, 64, 2), (144, 64, 2), (5, 32, 1)] {
+            let hd = dim / heads
+            let qkv = random(tokens * 3 * dim)
+            var out = [Float](repeating: 0, count: tokens * dim), probs = [Float](repeating: 0, count: tokens * tokens)
+            var scratch = [Float](repeating: .nan, count: attentionScratchCount(tokens: tokens, headDim: hd))
+            var allProbs = [Float]()
+            for h in 0..<heads {
+                attentionHeadForward(out: &out, probs: &probs, qkv: qkv, tokens: tokens, dim: dim, heads: heads, head: h, scratch: &scratch)
+                allProbs += probs
+            }
+            let q = qkv.map(Double.init)
+            func at(_ token: Int, _ part: Int, _ h: Int, _ c: Int) -> Double { q[token * 3 * dim + part * dim + h * hd + c] }
+            var expected = [Double](repeating: 0, count: tokens * dim), expectedProbs = [Double]()
+            for h in 0..<heads {
+                for i in 0..<tokens {
+                    var s = [Double](repeating: 0, count: tokens)
+                    for j in 0..<tokens {
+                        var dot = 0.0
+                        for c in 0..<hd { dot += at(i, 0, h, c) * at(j, 1, h, c) }
+                        s[j] = dot / Double(hd).squareRoot()
+                    }
+                    let m = s.max()!
+                    s = s.map { Foundation.exp($0 - m) }
+                    let z = s.reduce(0, +)
+                    expectedProbs += s.map { $0 / z }
+                    for c in 0..<hd {
+                        var acc = 0.0
+                        for j in 0..<tokens { acc += s[j] / z * at(j, 2, h, c) }
+                        expected[i * dim + h * hd + c] = acc
+                    }
                 }
             }
+            assertClose(out, expected, "attention \(tokens) tokens, head size \(hd)")
+            assertClose(allProbs, expectedProbs, "attention probabilities \(tokens) tokens, head size \(hd)")
         }
-        assertClose(out, expected, "attention")
+    }
+
+    /// The vectorised exp against libm over softmax's range and beyond.
+    func testSoftmaxMatchesExactExp() {
+        for cols in [144, 16, 19, 3] {
+            let x = random(4 * cols, scale: 30)
+            var y = x
+            softmaxRowsForward(&y, rows: 4, cols: cols)
+            var expected = [Double]()
+            for r in 0..<4 {
+                let row = x[(r * cols)..<((r + 1) * cols)].map(Double.init)
+                let m = row.max()!
+                let e = row.map { Foundation.exp($0 - m) }
+                expected += e.map { $0 / e.reduce(0, +) }
+            }
+            assertClose(y, expected, rtol: 1e-6, "softmax \(cols) columns")
+        }
     }
 
     func testBatchNormEvalAndTrain() {
