@@ -17,7 +17,6 @@ mkdir -p "$out"
 bash .ci/setup
 echo "== building (release)"
 swift build -c release --product transface 2>&1 | tail -1
-swift build -c release --product transface-bench 2>&1 | tail -1
 swift build -c release --product transface-cli 2>&1 | tail -1
 cli="$repo/.build/release/transface-cli"
 lib="$repo/.build/release/libtransface.so"
@@ -56,10 +55,9 @@ cc -std=c99 -O2 -I include bindings/c/test_parity.c -o "$out/test_parity" -L"$(d
     cargo test --offline -q --test parity -- --nocapture 2>&1 | grep -Ei "max|rel|passed" | head -6) || true
 
 echo "== vit_s (official initialisation, untrained) on this machine"
-bench="$repo/.build/release/transface-bench"
-[ -f "$out/vit_s.tfm" ] || "$bench" make-model vit_s "$out/vit_s.tfm"
-"$bench" load "$out/vit_s.tfm"
-"$bench" embed "$out/vit_s.tfm" --threads 2 --batch 1,8 --seconds 5
+[ -f "$out/vit_s.tfm" ] || "$cli" bench make-model vit_s -o "$out/vit_s.tfm"
+"$cli" bench load "$out/vit_s.tfm"
+"$cli" bench embed "$out/vit_s.tfm" --threads 2 --batch 1,8 --seconds 5
 echo "== training a small TransFace on the 298 LFW training identities, testing on the View-1 pairs"
 start=$(date +%s)
 "$cli" train --config lfw_demo --output "$out/lfw" --set "epochs=${DEMO_EPOCHS:-12}"

@@ -18,6 +18,8 @@ public final class Embedder {
     public var maxBatch: Int { forward.maxBatch }
     public var threads: Int { forward.pool.threadCount }
     public var workspaceBytes: Int { forward.workspaceBytes }
+    /// When set, every forward pass adds its op-class times here (`transface bench`).
+    public var profile: OpProfile?
 
     /// What to compute besides the embeddings.
     public struct Outputs {
@@ -52,14 +54,14 @@ public final class Embedder {
         while start < count {
             let n = min(maxBatch, count - start)
             let src = images + start * imageBytes
-            try forward.run(weights: weights, images: src, count: n)
+            try forward.run(weights: weights, images: src, count: n, profile: profile)
             if let pw = out.patchWeights { copy(forward.patchWeights, to: pw.baseAddress! + start * p) }
             if let ps = out.patchStd { copy(forward.patchStd, to: ps.baseAddress! + start * p) }
             if let emb = out.embeddings {
                 let dst = emb.baseAddress! + start * e
                 copy(forward.embeddings, to: dst)
                 if flip {
-                    try forward.run(weights: weights, images: src, count: n, mirror: true)
+                    try forward.run(weights: weights, images: src, count: n, mirror: true, profile: profile)
                     let mirrored = forward.embeddings
                     for i in 0..<(n * e) { dst[i] += mirrored[i] }
                 }

@@ -51,6 +51,7 @@ public final class ViTForward {
     public init(config: ViTConfig, preprocess: Preprocess, maxBatch: Int, pool: WorkerPool,
                 keepActivations: Bool = false) throws {
         try config.validate()
+        try require(BLAS.cpuSupportsKernels, "this CPU lacks AVX2/FMA, which libtransface's kernels are built for")
         try require(maxBatch >= 1 && maxBatch <= 65536, "max batch \(maxBatch) is outside 1...65536")
         self.config = config
         self.maxBatch = maxBatch
@@ -74,15 +75,16 @@ public final class ViTForward {
     /// Runs the model on `count` uint8 RGB images (img×img×3, interleaved; a BGR network gets
     /// its channels reversed here). `mirror` feeds the horizontally flipped images.
     public func run(weights w: ViTWeights, images: UnsafePointer<UInt8>, count: Int, mirror: Bool = false,
-                    mode: ForwardMode = .eval, observer: ForwardObserver? = nil) throws {
-        try run(weights: w, input: .rgb8(images), count: count, mirror: mirror, mode: mode, observer: observer)
+                    mode: ForwardMode = .eval, observer: ForwardObserver? = nil, profile: OpProfile? = nil) throws {
+        try run(weights: w, input: .rgb8(images), count: count, mirror: mirror, mode: mode, observer: observer, profile: profile)
     }
 
     /// The noise of the last run (the backward pass follows it).
     public private(set) var lastNoise: TrainingNoise?
 
     public func run(weights w: ViTWeights, input: ForwardInput, count: Int, mirror: Bool = false,
-                    mode: ForwardMode = .eval, noise: TrainingNoise? = nil, observer: ForwardObserver? = nil) throws {
+                    mode: ForwardMode = .eval, noise: TrainingNoise? = nil, observer: ForwardObserver? = nil,
+                    profile: OpProfile? = nil) throws {
         try require(count >= 1 && count <= maxBatch, "batch of \(count) images exceeds the workspace (1...\(maxBatch))")
         if mode != .eval {
             try require(count >= 2, "train-mode BatchNorm needs at least 2 images, got \(count)")
@@ -119,7 +121,7 @@ public final class ViTForward {
         // Patch embedding: im2col + one GEMM per image over its patches, + bias, + position;
         // with token masking it goes to a scratch buffer and the kept tokens are gathered.
         let x0 = kept == nil ? bufs.blocks[0].input : bufs.branch
-        lut.withUnsafeBufferPointer { lut in
+        profile.time(.elementwise) { lut.withUnsafeBufferPointer { lut in
             pool.parallelFor(count) { r in
                 for b in r {
                     let cols = bufs.cols + b * t * k
@@ -135,21 +137,31 @@ public final class ViTForward {
                     }
                 }
             }
+        } }
+        profile.time(.gemm) {
+            BLAS.tokenLinear(pool: pool, images: count, tokens: t, inFeatures: k, outFeatures: d, x: bufs.cols,
+                             weight: w.patchWeight, out: x0)
         }
-        BLAS.tokenLinear(pool: pool, images: count, tokens: t, inFeatures: k, outFeatures: d, x: bufs.cols,
-                         weight: w.patchWeight, out: x0)
-        overRows(count * t) { lo, n in biasActivationForward(x0 + lo * d, bias: w.patchBias, rows: n, cols: d, activation: .none) }
+        profile.time(.elementwise) {
+            overRows(count * t) { lo, n in biasActivationForward(x0 + lo * d, bias: w.patchBias, rows: n, cols: d, activation: .none) }
+        }
         observe("patch_embed", x0, count * t * d)
-        pool.parallelFor(count) { r in for b in r { addInPlaceForward(x0 + b * t * d, w.posEmbed, count: t * d) } }
-        if let kept {
-            let dst = bufs.blocks[0].input
-            pool.parallelFor(count) { r in
-                for b in r { for j in 0..<tb { (dst + (b * tb + j) * d).update(from: x0 + (b * t + Int(kept[b * tb + j])) * d, count: d) } }
+        profile.time(.elementwise) {
+            pool.parallelFor(count) { r in for b in r { addInPlaceForward(x0 + b * t * d, w.posEmbed, count: t * d) } }
+            if let kept {
+                let dst = bufs.blocks[0].input
+                pool.parallelFor(count) { r in
+                    for b in r { for j in 0..<tb { (dst + (b * tb + j) * d).update(from: x0 + (b * t + Int(kept[b * tb + j])) * d, count: d) } }
+                }
             }
         }
         /// out = x + scale·(y + bias) per image (scale 1 without drop path); y becomes y + bias.
         func residual(_ out: UnsafeMutablePointer<Float>, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>,
                       _ bias: UnsafeMutablePointer<Float>, scales: ArraySlice<Float>?) {
+            profile.time(.elementwise) { residualUntimed(out, x, y, bias, scales: scales) }
+        }
+        func residualUntimed(_ out: UnsafeMutablePointer<Float>, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>,
+                             _ bias: UnsafeMutablePointer<Float>, scales: ArraySlice<Float>?) {
             guard let scales else {
                 overRows(rows) { lo, n in biasResidualForward(out: out + lo * d, x: x + lo * d, y: y + lo * d, bias: bias, rows: n, cols: d) }
                 return
@@ -165,93 +177,110 @@ public final class ViTForward {
         for (i, blk) in w.blocks.enumerated() {
             let a = bufs.blocks[i]
             // middle = input + proj(attention(norm1(input)))
-            overRows(rows) { lo, n in
+            profile.time(.norms) { overRows(rows) { lo, n in
                 layerNormForward(out: a.norm1 + lo * d, mean: a.mean1.map { $0 + lo }, rstd: a.rstd1.map { $0 + lo },
                                  x: a.input + lo * d, weight: blk.norm1Weight, bias: blk.norm1Bias, rows: n, dim: d,
                                  eps: ViTConfig.layerNormEps)
-            }
+            } }
             let scales = noise?.branchScales.map { $0[(i * 2 * count)..<((i * 2 + 2) * count)] }
-            BLAS.tokenLinear(pool: pool, images: count, tokens: tb, inFeatures: d, outFeatures: 3 * d, x: a.norm1,
-                             weight: blk.qkvWeight, out: a.qkv)
+            profile.time(.gemm) {
+                BLAS.tokenLinear(pool: pool, images: count, tokens: tb, inFeatures: d, outFeatures: 3 * d, x: a.norm1,
+                                 weight: blk.qkvWeight, out: a.qkv)
+            }
             let tasks = count * c.numHeads
-            pool.run { worker in
+            profile.time(.attention) { pool.run { worker in
                 for task in WorkerPool.split(tasks, parts: pool.threadCount, index: worker) {
                     let b = task / c.numHeads
                     attentionHeadForward(out: a.attention + b * tb * d, probs: a.probabilities(task: task, worker: worker),
                                          qkv: a.qkv + b * tb * 3 * d, tokens: tb, dim: d, heads: c.numHeads,
-                                         head: task % c.numHeads)
+                                         head: task % c.numHeads,
+                                         scratch: bufs.attentionScratch + worker * bufs.attentionScratchCount)
                 }
+            } }
+            profile.time(.gemm) {
+                BLAS.tokenLinear(pool: pool, images: count, tokens: tb, inFeatures: d, outFeatures: d, x: a.attention,
+                                 weight: blk.projWeight, out: bufs.branch)
             }
-            BLAS.tokenLinear(pool: pool, images: count, tokens: tb, inFeatures: d, outFeatures: d, x: a.attention,
-                             weight: blk.projWeight, out: bufs.branch)
             residual(a.middle, a.input, bufs.branch, blk.projBias, scales: scales.map { $0.prefix(count) })
             observe("blocks.\(i).attn", bufs.branch, rows * d)
 
             // output = middle + fc2(relu6(fc1(norm2(middle))))
-            overRows(rows) { lo, n in
+            profile.time(.norms) { overRows(rows) { lo, n in
                 layerNormForward(out: a.norm2 + lo * d, mean: a.mean2.map { $0 + lo }, rstd: a.rstd2.map { $0 + lo },
                                  x: a.middle + lo * d, weight: blk.norm2Weight, bias: blk.norm2Bias, rows: n, dim: d,
                                  eps: ViTConfig.layerNormEps)
+            } }
+            profile.time(.gemm) {
+                BLAS.tokenLinear(pool: pool, images: count, tokens: tb, inFeatures: d, outFeatures: hid, x: a.norm2,
+                                 weight: blk.fc1Weight, out: a.hidden)
             }
-            BLAS.tokenLinear(pool: pool, images: count, tokens: tb, inFeatures: d, outFeatures: hid, x: a.norm2,
-                             weight: blk.fc1Weight, out: a.hidden)
-            overRows(rows) { lo, n in biasActivationForward(a.hidden + lo * hid, bias: blk.fc1Bias, rows: n, cols: hid, activation: .relu6) }
-            BLAS.tokenLinear(pool: pool, images: count, tokens: tb, inFeatures: hid, outFeatures: d, x: a.hidden,
-                             weight: blk.fc2Weight, out: bufs.branch)
+            profile.time(.elementwise) {
+                overRows(rows) { lo, n in biasActivationForward(a.hidden + lo * hid, bias: blk.fc1Bias, rows: n, cols: hid, activation: .relu6) }
+            }
+            profile.time(.gemm) {
+                BLAS.tokenLinear(pool: pool, images: count, tokens: tb, inFeatures: hid, outFeatures: d, x: a.hidden,
+                                 weight: blk.fc2Weight, out: bufs.branch)
+            }
             residual(a.output, a.middle, bufs.branch, blk.fc2Bias, scales: scales.map { $0.suffix(count) })
             observe("blocks.\(i).mlp", bufs.branch, rows * d)
             observe("blocks.\(i)", a.output, rows * d)
         }
         let xLast = bufs.blocks[c.depth - 1].output
         let normOut = kept == nil ? bufs.norm : bufs.branch
-        overRows(rows) { lo, n in
+        profile.time(.norms) { overRows(rows) { lo, n in
             layerNormForward(out: normOut + lo * d, mean: bufs.meanFinal.map { $0 + lo }, rstd: bufs.rstdFinal.map { $0 + lo },
                              x: xLast + lo * d, weight: w.normWeight, bias: w.normBias, rows: n, dim: d,
                              eps: ViTConfig.layerNormEps)
-        }
+        } }
         if let kept {  // back to patch order; masked positions hold the mask token
-            pool.parallelFor(count) { r in
+            profile.time(.elementwise) { pool.parallelFor(count) { r in
                 for b in r {
                     for j in 0..<t { (bufs.norm + (b * t + j) * d).update(from: w.maskToken, count: d) }
                     for j in 0..<tb { (bufs.norm + (b * t + Int(kept[b * tb + j])) * d).update(from: normOut + (b * tb + j) * d, count: d) }
                 }
-            }
+            } }
         }
         let patchRows = count * t
         observe("norm", bufs.norm, patchRows * d)
 
         if let se = w.se {
             // SE gate: sigmoid(W2 · relu(W1 · flatten(tokens))); its softmax ranks patches.
-            headLinear(t * d, t, bufs.norm, se.w0, bufs.se1)
-            biasActivationForward(bufs.se1, bias: nil, rows: count, cols: t, activation: .relu)
-            headLinear(t, t, bufs.se1, se.w2, bufs.se2)
-            biasActivationForward(bufs.se2, bias: nil, rows: count, cols: t, activation: .sigmoid)
+            profile.time(.head) {
+                headLinear(t * d, t, bufs.norm, se.w0, bufs.se1)
+                biasActivationForward(bufs.se1, bias: nil, rows: count, cols: t, activation: .relu)
+                headLinear(t, t, bufs.se1, se.w2, bufs.se2)
+                biasActivationForward(bufs.se2, bias: nil, rows: count, cols: t, activation: .sigmoid)
+            }
             observe("senet", bufs.se2, count * t)
-            bufs.patchWeight.update(from: bufs.se2, count: count * t)
-            softmaxRowsForward(bufs.patchWeight, rows: count, cols: t)
-            overRows(patchRows) { lo, n in scaleRowsForward(out: bufs.gated + lo * d, x: bufs.norm + lo * d, scale: bufs.se2 + lo, rows: n, cols: d) }
+            profile.time(.elementwise) {
+                bufs.patchWeight.update(from: bufs.se2, count: count * t)
+                softmaxRowsForward(bufs.patchWeight, rows: count, cols: t)
+                overRows(patchRows) { lo, n in scaleRowsForward(out: bufs.gated + lo * d, x: bufs.norm + lo * d, scale: bufs.se2 + lo, rows: n, cols: d) }
+            }
         } else {  // plain ViT: no gate, every patch weighs the same
             bufs.patchWeight.update(repeating: 1 / Float(t), count: count * t)
             bufs.gated.update(from: bufs.norm, count: patchRows * d)
         }
         observe("feature.input", bufs.gated, patchRows * d)
-        overRows(patchRows) { lo, n in rowStdForward(out: bufs.patchStd + lo, x: bufs.gated + lo * d, rows: n, cols: d) }
+        profile.time(.elementwise) {
+            overRows(patchRows) { lo, n in rowStdForward(out: bufs.patchStd + lo, x: bufs.gated + lo * d, rows: n, cols: d) }
+        }
 
         // Head: Linear(P·D→D) → BN → Linear(D→E) → BN.
         let train = mode != .eval, update = mode == .train(updateRunningStatistics: true)
-        headLinear(t * d, d, bufs.gated, w.feature0Weight, bufs.f0)
+        profile.time(.head) { headLinear(t * d, d, bufs.gated, w.feature0Weight, bufs.f0) }
         observe("feature.0", bufs.f0, count * d)
-        batchNormForward(out: bufs.f1, x: bufs.f0, rows: count, features: d, weight: w.feature1.weight, bias: w.feature1.bias,
+        profile.time(.norms) { batchNormForward(out: bufs.f1, x: bufs.f0, rows: count, features: d, weight: w.feature1.weight, bias: w.feature1.bias,
                          runningMean: w.feature1.runningMean, runningVar: w.feature1.runningVar,
                          eps: ViTConfig.batchNormEps, useBatchStatistics: train, updateRunning: update,
-                         saveMean: bufs.bn1Mean, saveRstd: bufs.bn1Rstd)
+                         saveMean: bufs.bn1Mean, saveRstd: bufs.bn1Rstd) }
         observe("feature.1", bufs.f1, count * d)
-        headLinear(d, e, bufs.f1, w.feature2Weight, bufs.f2)
+        profile.time(.head) { headLinear(d, e, bufs.f1, w.feature2Weight, bufs.f2) }
         observe("feature.2", bufs.f2, count * e)
-        batchNormForward(out: bufs.f3, x: bufs.f2, rows: count, features: e, weight: w.feature3.weight, bias: w.feature3.bias,
+        profile.time(.norms) { batchNormForward(out: bufs.f3, x: bufs.f2, rows: count, features: e, weight: w.feature3.weight, bias: w.feature3.bias,
                          runningMean: w.feature3.runningMean, runningVar: w.feature3.runningVar,
                          eps: ViTConfig.batchNormEps, useBatchStatistics: train, updateRunning: update,
-                         saveMean: bufs.bn3Mean, saveRstd: bufs.bn3Rstd)
+                         saveMean: bufs.bn3Mean, saveRstd: bufs.bn3Rstd) }
         observe("feature.3", bufs.f3, count * e)
         lastNoise = noise
         lastCount = count
