@@ -210,8 +210,10 @@ def agreement(ref, got):
             "max_rel_diff": float(np.abs(a - b).max() / np.abs(a).max())}
 
 
-def measure(engines, x, warmup, duration, min_rounds, max_rounds):
-    """Per engine: list of seconds per call, from alternating rounds."""
+def measure(engines, x, warmup, duration, min_rounds, max_rounds, settle):
+    """Per engine: list of seconds per call, from alternating rounds. Before every timed call
+    the process sleeps `settle` seconds (untimed), so the previous engine's idle workers
+    (ONNX Runtime's spin-wait for work after a run) no longer compete for the cores."""
     for _ in range(warmup):
         for e in engines:
             e(x)
@@ -221,6 +223,7 @@ def measure(engines, x, warmup, duration, min_rounds, max_rounds):
     while r < max_rounds and (r < min_rounds or time.perf_counter() - start < duration):
         order = engines if r % 2 == 0 else engines[::-1]
         for e in order:
+            time.sleep(settle)
             t = time.perf_counter()
             e(x)
             times[e.name].append(time.perf_counter() - t)
@@ -251,6 +254,8 @@ def main(argv=None):
     p.add_argument("--duration", type=float, default=10.0,
                    help="seconds of alternating rounds per model and batch (default 10)")
     p.add_argument("--min-rounds", type=int, default=5)
+    p.add_argument("--settle-ms", type=float, default=50.0,
+                   help="untimed pause before every timed call, so the other engine's spinning workers are idle (default 50)")
     p.add_argument("--max-rounds", type=int, default=10000)
     p.add_argument("--warmup", type=int, default=2, help="warm-up calls per engine (default 2)")
     p.add_argument("--seed", type=int, default=0, help="weights and images (default 0)")
@@ -284,7 +289,7 @@ def main(argv=None):
               "onnxruntime": ort.__version__, "onnx": onnx.__version__,
               "torch": __import__("torch").__version__ if torch_ok else None, "openblas": blas,
               "threads": args.threads, "duration": args.duration, "warmup": args.warmup,
-              "min_rounds": args.min_rounds, "seed": args.seed, "opset": args.opset,
+              "min_rounds": args.min_rounds, "settle_ms": args.settle_ms, "seed": args.seed, "opset": args.opset,
               "fixed_batch_graphs": args.fixed_batch}
 
     def fmt(v):
@@ -299,7 +304,7 @@ def main(argv=None):
           "python3 side_by_side.py ...)")
     print(f"engines: ours = Context(threads={args.threads}, max_batch=batch); ort = CPU EP, intra_op "
           f"{args.threads}, inter_op 1, sequential" + (f"; torch = set_num_threads({args.threads})" if torch_ok else ""))
-    print(f"timing: {args.warmup} warm-up calls each, then alternating rounds for >= {args.duration:g} s and "
+    print(f"timing: {args.warmup} warm-up calls each, then alternating rounds (a {args.settle_ms:g} ms untimed pause before every call) for >= {args.duration:g} s and "
           f">= {args.min_rounds} rounds; median images/s", flush=True)
 
     tmp = None
@@ -331,7 +336,8 @@ def main(argv=None):
                 try:
                     ref = engines[0](x)
                     agree = {e.name: agreement(ref, e(x)) for e in engines[1:]}
-                    times = measure(engines, x, args.warmup, args.duration, args.min_rounds, args.max_rounds)
+                    times = measure(engines, x, args.warmup, args.duration, args.min_rounds, args.max_rounds,
+                                    args.settle_ms / 1000)
                 finally:
                     for e in engines:
                         e.close()
