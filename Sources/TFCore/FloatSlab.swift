@@ -3,30 +3,53 @@ import Glibc
 #endif
 
 /// One 64-byte-aligned, zero-initialised allocation of `Float`s that views are cut from.
-/// Parameters, gradients, moments and activations each live in one slab.
+/// Parameters, gradients, moments and activations each live in one slab. Slabs of 2 MiB and
+/// more are anonymous mappings (zero pages from the kernel, no memset) aligned to 2 MiB and
+/// marked for transparent huge pages: fewer page faults when a model loads and fewer TLB
+/// misses in the GEMMs that stream weights and activations.
 public final class FloatSlab {
     public let count: Int
     public let base: UnsafeMutablePointer<Float>
+    /// The mapping behind a large slab (nil: a heap allocation).
+    private let mapping: (start: UnsafeMutableRawPointer, bytes: Int)?
 
     public static let alignment = 64
+    static let hugePage = 2 << 20
 
     /// Allocates `count` zeroed floats; throws `outOfMemory` instead of trapping.
     public init(count: Int) throws {
         guard count >= 0 else { throw TransFaceError.invalidArgument("slab size \(count) is negative") }
         let bytes = max(count, 1) * MemoryLayout<Float>.stride
-        guard bytes / MemoryLayout<Float>.stride == max(count, 1) else {
+        guard bytes / MemoryLayout<Float>.stride == max(count, 1), bytes <= Int.max - FloatSlab.hugePage else {
             throw TransFaceError(.outOfMemory, "slab of \(count) floats overflows")
         }
-        var raw: UnsafeMutableRawPointer?
-        guard posix_memalign(&raw, FloatSlab.alignment, bytes) == 0, let raw else {
-            throw TransFaceError(.outOfMemory, "cannot allocate \(bytes) bytes")
-        }
-        memset(raw, 0, bytes)
         self.count = count
-        self.base = raw.bindMemory(to: Float.self, capacity: max(count, 1))
+        if bytes >= FloatSlab.hugePage {
+            let mapped = bytes + FloatSlab.hugePage
+            guard let start = mmap(nil, mapped, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0),
+                  start != MAP_FAILED else {
+                throw TransFaceError(.outOfMemory, "cannot allocate \(bytes) bytes")
+            }
+            let address = UInt(bitPattern: start)
+            let aligned = (address + UInt(FloatSlab.hugePage - 1)) & ~UInt(FloatSlab.hugePage - 1)
+            let first = start + Int(aligned - address)
+            _ = madvise(first, bytes, MADV_HUGEPAGE)  // advice only: ignored where THP is off
+            mapping = (start, mapped)
+            base = first.bindMemory(to: Float.self, capacity: count)
+        } else {
+            var raw: UnsafeMutableRawPointer?
+            guard posix_memalign(&raw, FloatSlab.alignment, bytes) == 0, let raw else {
+                throw TransFaceError(.outOfMemory, "cannot allocate \(bytes) bytes")
+            }
+            memset(raw, 0, bytes)
+            mapping = nil
+            base = raw.bindMemory(to: Float.self, capacity: max(count, 1))
+        }
     }
 
-    deinit { free(base) }
+    deinit {
+        if let mapping { munmap(mapping.start, mapping.bytes) } else { free(base) }
+    }
 
     /// A mutable view of `length` floats starting at `offset`.
     @inlinable
