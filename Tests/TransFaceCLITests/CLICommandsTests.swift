@@ -58,6 +58,44 @@ final class CLICommandsTests: XCTestCase {
         XCTAssertEqual(tensors.first?["name"] as? String, "pos_embed")
     }
 
+    /// `bench` runs briefly and writes well-formed results (nothing here checks a speed).
+    func testBenchEmbedTrainAndLoadWriteJSON() throws {
+        let embedJSON = dir + "/bench_embed.json"
+        let table = try ok(["bench", "embed", Self.modelPath, "--batch", "1,2", "--threads", "1,2", "--seconds", "0.05",
+                            "--json", embedJSON]).stdout
+        XCTAssertTrue(table.contains("attention %"), table)
+        let runs = try XCTUnwrap(try json(embedJSON) as? [[String: Any]])
+        XCTAssertEqual(runs.map { $0["threads"] as? Int }, [1, 1, 2, 2])
+        XCTAssertEqual(runs.map { $0["batch"] as? Int }, [1, 2, 1, 2])
+        for r in runs {
+            XCTAssertGreaterThan(r["images_per_s"] as? Double ?? 0, 0)
+            let classes = try XCTUnwrap(r["op_classes"] as? [String: [String: Any]])
+            XCTAssertEqual(Set(classes.keys), ["gemm", "attention", "norms", "elementwise", "head"])
+            let shares = classes.values.compactMap { $0["share"] as? Double }
+            XCTAssertEqual(shares.reduce(0, +), 1, accuracy: 0.01)
+            XCTAssertNotNil(r["openblas_core"] as? String)
+        }
+        XCTAssertEqual(runs[0]["parallel_efficiency"] as? Double, 1)  // 1 thread: 1 by definition
+        XCTAssertNotNil(runs[3]["parallel_efficiency"] as? Double)
+
+        let trainJSON = dir + "/bench_train.json"
+        try ok(["bench", "train", "vit_t", "--batch", "2", "--classes", "4", "--steps", "1", "--threads", "2", "--json", trainJSON])
+        let train = try XCTUnwrap(try json(trainJSON) as? [[String: Any]])
+        XCTAssertEqual(train.map { $0["dpap"] as? Bool }, [true, false])
+        let phases = try XCTUnwrap(train[0]["seconds_per_phase"] as? [String: Double])
+        XCTAssertEqual(Set(phases.keys), ["first pass", "dpap", "forward", "backward", "optimizer"])
+        XCTAssertNotNil(train[0]["dpap_share_of_step"] as? Double)
+
+        let loadJSON = dir + "/bench_load.json"
+        try ok(["bench", "load", Self.modelPath, "--repeats", "2", "--json", loadJSON])
+        let load = try XCTUnwrap((try json(loadJSON) as? [[String: Any]])?.first)
+        XCTAssertGreaterThan(load["seconds"] as? Double ?? 0, 0)
+
+        let refused = try CLI.run(["bench", "embed", Self.modelPath, "--batch", "0"])
+        XCTAssertEqual(refused.status, 1)
+        XCTAssertEqual(refused.errorLines.count, 1, refused.stderr)
+    }
+
     func testInspectCheckpoint() throws {
         let json = #"{"arch": "custom", "model": {"embed_dim": 32, "depth": 1, "num_heads": 2, "mlp_hidden_dim": 64}, "embedding_size": 16, "num_classes": 5, "batch_size": 4}"#
         try Trainer(config: try TrainerConfig.parse(json)).saveCheckpoint(to: dir + "/run.tfc")
