@@ -28,7 +28,6 @@ and the patch convolution (LayerNorm, softmax and elementwise work are not count
 """
 
 import argparse
-import ctypes
 import json
 import os
 import platform
@@ -43,6 +42,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))          # bindings/python: run without installing
 
 import transface                                    # noqa: E402
+from _machine import cpu_model, loadavg, openblas_info  # noqa: E402
 from transface.onnx_export import export_onnx       # noqa: E402
 
 COSINE_MIN = 0.9999
@@ -59,54 +59,6 @@ def gflop_per_image(c):
     se = (P * D * P + P * P) if c.se_gate else 0
     head = P * D * D + D * E
     return 2 * (patch + c.depth * block + se + head) / 1e9
-
-
-def openblas_info():
-    """OpenBLAS as libtransface loaded it: env settings, core name, config, threads."""
-    info = {"OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE"),
-            "OPENBLAS_L2_SIZE": os.environ.get("OPENBLAS_L2_SIZE")}
-    transface.library_path()                     # loads libtransface (and its OpenBLAS)
-    path = None
-    try:
-        with open("/proc/self/maps") as f:
-            for line in f:
-                name = line.split()[-1] if len(line.split()) >= 6 else ""
-                if "openblas" in os.path.basename(name).lower() and "scipy_openblas" not in name \
-                        and "numpy" not in name:
-                    path = name
-                    break
-    except OSError:
-        pass
-    info["library"] = path
-    if path:
-        try:
-            lib = ctypes.CDLL(path)
-            for fn in ("openblas_get_corename", "openblas_get_config"):
-                f = getattr(lib, fn)
-                f.restype = ctypes.c_char_p
-                info[fn[len("openblas_get_"):]] = f().decode(errors="replace")
-            info["num_threads"] = int(lib.openblas_get_num_threads())
-        except (OSError, AttributeError):
-            pass
-    return info
-
-
-def cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def loadavg():
-    try:
-        return list(os.getloadavg())
-    except OSError:
-        return None
 
 
 # ------------------------------------------------------------------ engines
