@@ -31,80 +31,47 @@ public func attentionHeadForward(
         for j in 0..<tokens { row[j] = k[j * 3 * dim + c] }
         for j in tokens..<stride { row[j] = 0 }
     }
-    scoresForward(probs: probs, q: q, ldq: 3 * dim, keysT: scratch, stride: stride, tokens: tokens, hd: hd, scale: scale)
+    // Scores (the key columns past the last token are zero padding, never stored), softmax, PV.
+    tiledProduct(out: probs, ldo: tokens, a: q, lda: 3 * dim, b: scratch, ldb: stride, rows: tokens, cols: tokens,
+                 depth: hd, scale: scale)
     softmaxRowsForward(probs, rows: tokens, cols: tokens)
-    valuesForward(out: out + head * hd, ldo: dim, probs: probs, v: v, ldv: 3 * dim, tokens: tokens, hd: hd)
+    tiledProduct(out: out + head * hd, ldo: dim, a: probs, lda: tokens, b: v, ldb: 3 * dim, rows: tokens, cols: hd,
+                 depth: tokens, scale: 1)
 }
 
-/// probs[i, j] = scale · q_i · k_j, six query rows × 16 keys per register tile.
-private func scoresForward(probs: UnsafeMutablePointer<Float>, q: UnsafePointer<Float>, ldq: Int,
-                           keysT: UnsafePointer<Float>, stride: Int, tokens: Int, hd: Int, scale: Float) {
+/// out[i, j] = scale · Σ_t a[i, t] · b[t, j] for `rows × cols` (row strides `ldo`, `lda`, `ldb`),
+/// six rows × 16 columns per register tile, fused multiply-adds in t order.
+private func tiledProduct(out: UnsafeMutablePointer<Float>, ldo: Int, a: UnsafePointer<Float>, lda: Int,
+                          b: UnsafePointer<Float>, ldb: Int, rows: Int, cols: Int, depth: Int, scale: Float) {
     let sv = SIMD16<Float>(repeating: scale)
     var r0 = 0
-    while r0 < tokens {
-        let n = min(6, tokens - r0)
+    while r0 < rows {
+        let n = min(6, rows - r0)
         // Missing rows of the last group repeat a real row; their results are not stored.
-        let q0 = q + r0 &* ldq, q1 = q + (r0 + min(1, n - 1)) &* ldq, q2 = q + (r0 + min(2, n - 1)) &* ldq
-        let q3 = q + (r0 + min(3, n - 1)) &* ldq, q4 = q + (r0 + min(4, n - 1)) &* ldq, q5 = q + (r0 + min(5, n - 1)) &* ldq
-        var j0 = 0
-        while j0 < tokens {
-            var a0 = SIMD16<Float>(), a1 = SIMD16<Float>(), a2 = SIMD16<Float>()
-            var a3 = SIMD16<Float>(), a4 = SIMD16<Float>(), a5 = SIMD16<Float>()
-            var kt = keysT + j0
-            for c in 0..<hd {
-                let k16 = kt.load16(0)
-                a0.addProduct(SIMD16(repeating: q0[c]), k16)
-                a1.addProduct(SIMD16(repeating: q1[c]), k16)
-                a2.addProduct(SIMD16(repeating: q2[c]), k16)
-                a3.addProduct(SIMD16(repeating: q3[c]), k16)
-                a4.addProduct(SIMD16(repeating: q4[c]), k16)
-                a5.addProduct(SIMD16(repeating: q5[c]), k16)
-                kt += stride
-            }
-            let width = min(16, tokens - j0), dst = probs + r0 * tokens + j0
-            storePrefix(a0 * sv, width, dst)
-            if n > 1 { storePrefix(a1 * sv, width, dst + tokens) }
-            if n > 2 { storePrefix(a2 * sv, width, dst + 2 * tokens) }
-            if n > 3 { storePrefix(a3 * sv, width, dst + 3 * tokens) }
-            if n > 4 { storePrefix(a4 * sv, width, dst + 4 * tokens) }
-            if n > 5 { storePrefix(a5 * sv, width, dst + 5 * tokens) }
-            j0 += 16
-        }
-        r0 += 6
-    }
-}
-
-/// out[i, 0..<hd] = Σ_j probs[i, j] · v_j, six rows × 16 columns per register tile.
-private func valuesForward(out: UnsafeMutablePointer<Float>, ldo: Int, probs: UnsafePointer<Float>,
-                           v: UnsafePointer<Float>, ldv: Int, tokens: Int, hd: Int) {
-    var r0 = 0
-    while r0 < tokens {
-        let n = min(6, tokens - r0)
-        let p0 = probs + r0 &* tokens, p1 = probs + (r0 + min(1, n - 1)) &* tokens, p2 = probs + (r0 + min(2, n - 1)) &* tokens
-        let p3 = probs + (r0 + min(3, n - 1)) &* tokens, p4 = probs + (r0 + min(4, n - 1)) &* tokens
-        let p5 = probs + (r0 + min(5, n - 1)) &* tokens
+        let a0 = a + r0 &* lda, a1 = a + (r0 + min(1, n - 1)) &* lda, a2 = a + (r0 + min(2, n - 1)) &* lda
+        let a3 = a + (r0 + min(3, n - 1)) &* lda, a4 = a + (r0 + min(4, n - 1)) &* lda, a5 = a + (r0 + min(5, n - 1)) &* lda
         var c0 = 0
-        while c0 < hd {
-            var a0 = SIMD16<Float>(), a1 = SIMD16<Float>(), a2 = SIMD16<Float>()
-            var a3 = SIMD16<Float>(), a4 = SIMD16<Float>(), a5 = SIMD16<Float>()
-            var vj = v + c0
-            for j in 0..<tokens {
-                let v16 = vj.load16(0)
-                a0.addProduct(SIMD16(repeating: p0[j]), v16)
-                a1.addProduct(SIMD16(repeating: p1[j]), v16)
-                a2.addProduct(SIMD16(repeating: p2[j]), v16)
-                a3.addProduct(SIMD16(repeating: p3[j]), v16)
-                a4.addProduct(SIMD16(repeating: p4[j]), v16)
-                a5.addProduct(SIMD16(repeating: p5[j]), v16)
-                vj += ldv
+        while c0 < cols {
+            var s0 = SIMD16<Float>(), s1 = SIMD16<Float>(), s2 = SIMD16<Float>()
+            var s3 = SIMD16<Float>(), s4 = SIMD16<Float>(), s5 = SIMD16<Float>()
+            var bt = b + c0
+            for t in 0..<depth {
+                let b16 = bt.load16(0)
+                s0.addProduct(SIMD16(repeating: a0[t]), b16)
+                s1.addProduct(SIMD16(repeating: a1[t]), b16)
+                s2.addProduct(SIMD16(repeating: a2[t]), b16)
+                s3.addProduct(SIMD16(repeating: a3[t]), b16)
+                s4.addProduct(SIMD16(repeating: a4[t]), b16)
+                s5.addProduct(SIMD16(repeating: a5[t]), b16)
+                bt += ldb
             }
-            let dst = out + r0 * ldo + c0
-            dst.store16(a0, 0)
-            if n > 1 { (dst + ldo).store16(a1, 0) }
-            if n > 2 { (dst + 2 * ldo).store16(a2, 0) }
-            if n > 3 { (dst + 3 * ldo).store16(a3, 0) }
-            if n > 4 { (dst + 4 * ldo).store16(a4, 0) }
-            if n > 5 { (dst + 5 * ldo).store16(a5, 0) }
+            let width = min(16, cols - c0), dst = out + r0 * ldo + c0
+            storePrefix(s0 * sv, width, dst)
+            if n > 1 { storePrefix(s1 * sv, width, dst + ldo) }
+            if n > 2 { storePrefix(s2 * sv, width, dst + 2 * ldo) }
+            if n > 3 { storePrefix(s3 * sv, width, dst + 3 * ldo) }
+            if n > 4 { storePrefix(s4 * sv, width, dst + 4 * ldo) }
+            if n > 5 { storePrefix(s5 * sv, width, dst + 5 * ldo) }
             c0 += 16
         }
         r0 += 6
