@@ -21,8 +21,6 @@ public final class OpProfile {
     /// Seconds of all classes together.
     public var total: Double { seconds.reduce(0, +) }
 
-    public func reset() { seconds = seconds.map { _ in 0 } }
-
     /// Runs `body`, adding its wall time to `kind`.
     @inline(__always)
     func time(_ kind: Kind, _ body: () -> Void) {

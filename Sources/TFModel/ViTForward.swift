@@ -158,18 +158,16 @@ public final class ViTForward {
         /// out = x + scale·(y + bias) per image (scale 1 without drop path); y becomes y + bias.
         func residual(_ out: UnsafeMutablePointer<Float>, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>,
                       _ bias: UnsafeMutablePointer<Float>, scales: ArraySlice<Float>?) {
-            profile.time(.elementwise) { residualUntimed(out, x, y, bias, scales: scales) }
-        }
-        func residualUntimed(_ out: UnsafeMutablePointer<Float>, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>,
-                             _ bias: UnsafeMutablePointer<Float>, scales: ArraySlice<Float>?) {
-            guard let scales else {
-                overRows(rows) { lo, n in biasResidualForward(out: out + lo * d, x: x + lo * d, y: y + lo * d, bias: bias, rows: n, cols: d) }
-                return
-            }
-            pool.parallelFor(count) { r in
-                for b in r {
-                    let o = b * tb * d
-                    biasResidualForward(out: out + o, x: x + o, y: y + o, bias: bias, rows: tb, cols: d, scale: scales[scales.startIndex + b])
+            profile.time(.elementwise) {
+                guard let scales else {
+                    overRows(rows) { lo, n in biasResidualForward(out: out + lo * d, x: x + lo * d, y: y + lo * d, bias: bias, rows: n, cols: d) }
+                    return
+                }
+                pool.parallelFor(count) { r in
+                    for b in r {
+                        let o = b * tb * d
+                        biasResidualForward(out: out + o, x: x + o, y: y + o, bias: bias, rows: tb, cols: d, scale: scales[scales.startIndex + b])
+                    }
                 }
             }
         }
