@@ -72,6 +72,54 @@ final class KernelOracleTests: XCTestCase {
         }
     }
 
+    /// Attention backward (after either forward path) against float64: dV = Pᵀ·dO,
+    /// dS = P ⊙ (dO·Vᵀ − rowsum), dQ = s·dS·K, dK = s·dSᵀ·Q.
+    func testAttentionHeadBackward() {
+        for (tokens, dim, heads) in [(13, 24, 3), (37, 64, 2), (144, 64, 2), (5, 32, 1)] {
+            let hd = dim / heads, s = 1 / Double(hd).squareRoot()
+            let qkv = random(tokens * 3 * dim), dout = random(tokens * dim)
+            var out = [Float](repeating: 0, count: tokens * dim), probs = [Float](repeating: 0, count: heads * tokens * tokens)
+            var scratch = [Float](repeating: .nan, count: max(tokens * tokens, attentionScratchCount(tokens: tokens, headDim: hd)))
+            var dqkv = [Float](repeating: .nan, count: tokens * 3 * dim)
+            for h in 0..<heads {
+                probs.withUnsafeMutableBufferPointer { p in
+                    attentionHeadForward(out: &out, probs: p.baseAddress! + h * tokens * tokens, qkv: qkv, tokens: tokens, dim: dim,
+                                         heads: heads, head: h, scratch: &scratch)
+                }
+                probs.withUnsafeBufferPointer { p in
+                    attentionHeadBackward(dqkv: &dqkv, scratch: &scratch, dout: dout, probs: p.baseAddress! + h * tokens * tokens,
+                                          qkv: qkv, tokens: tokens, dim: dim, heads: heads, head: h)
+                }
+            }
+            var expected = [Double](repeating: 0, count: tokens * 3 * dim)
+            func at(_ i: Int, _ part: Int, _ h: Int, _ c: Int) -> Double { Double(qkv[i * 3 * dim + part * dim + h * hd + c]) }
+            for h in 0..<heads {
+                let p = { (i: Int, j: Int) in Double(probs[(h * tokens + i) * tokens + j]) }
+                let dO = { (i: Int, c: Int) in Double(dout[i * dim + h * hd + c]) }
+                var dS = [[Double]](repeating: [Double](repeating: 0, count: tokens), count: tokens)
+                for i in 0..<tokens {
+                    let dP = (0..<tokens).map { j in (0..<hd).reduce(0.0) { $0 + dO(i, $1) * at(j, 2, h, $1) } }
+                    let dot = (0..<tokens).reduce(0.0) { $0 + dP[$1] * p(i, $1) }
+                    for j in 0..<tokens { dS[i][j] = p(i, j) * (dP[j] - dot) }
+                }
+                for i in 0..<tokens {
+                    for c in 0..<hd {
+                        var dq = 0.0, dk = 0.0, dv = 0.0
+                        for j in 0..<tokens {
+                            dq += dS[i][j] * at(j, 1, h, c)
+                            dk += dS[j][i] * at(j, 0, h, c)
+                            dv += p(j, i) * dO(j, c)
+                        }
+                        expected[i * 3 * dim + h * hd + c] = s * dq
+                        expected[i * 3 * dim + dim + h * hd + c] = s * dk
+                        expected[i * 3 * dim + 2 * dim + h * hd + c] = dv
+                    }
+                }
+            }
+            assertClose(dqkv, expected, "attention backward \(tokens) tokens, head size \(hd)")
+        }
+    }
+
     /// The vectorised exp against libm over softmax's range and beyond.
     func testSoftmaxMatchesExactExp() {
         for cols in [144, 16, 19, 3] {
