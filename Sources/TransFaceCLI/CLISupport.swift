@@ -153,6 +153,20 @@ extension Substring {
     }
 }
 
+/// The face-input options `embed`, `compare` and `patches` share.
+struct FaceInputOptions: ParsableArguments {
+    @Option(name: .long, help: "Landmarks: a table (TSV: path + 10 coordinates) or x1,y1,...,x5,y5 (one image).") var landmarks: String?
+    @Option(name: .long, help: "Folder the table's paths are relative to.") var root: String?
+    @Flag(name: .long, help: "Images are aligned input-size faces: no landmarks, no alignment.") var aligned = false
+
+    /// A loader for `images` images of `model`; inline landmarks fit one image only.
+    func loader(for model: TransFaceModel, images: Int) throws -> FaceLoader {
+        let source = try LandmarkSource(landmarks, root: root)
+        if source.inline != nil && images > 1 { throw CLISupport.usage("inline --landmarks fit one image; give a table for \(images) images") }
+        return FaceLoader(model: model, landmarks: source, aligned: aligned)
+    }
+}
+
 /// Model-input faces from image files.
 struct FaceLoader {
     let size: Int

@@ -20,18 +20,14 @@ struct CompareCommand: ParsableCommand {
     @Argument(help: "The model file (.tfm).") var model: String
     @Argument(help: "First image.") var a: String
     @Argument(help: "Second image.") var b: String
-    @Option(name: .long, help: "Landmarks table (TSV) listing both images.") var landmarks: String?
-    @Option(name: .long, help: "Folder the table's paths are relative to.") var root: String?
-    @Flag(name: .long, help: "Images are aligned input-size faces.") var aligned = false
+    @OptionGroup var faces: FaceInputOptions
     @Flag(inversion: .prefixedNo, help: "Add the mirrored images' embeddings (default: as the stored threshold was made, else on).") var flip: Bool?
     @Option(name: .long, help: "Cosine threshold: 'same' at or above it.") var threshold: Double?
 
     func run() throws {
         if let t = threshold, !(t.isFinite && t >= -1 && t <= 1) { throw CLISupport.usage("--threshold \(t) is outside [-1, 1]") }
         let m = try CLISupport.loadModel(model)
-        let source = try LandmarkSource(landmarks, root: root)
-        if source.inline != nil { throw CLISupport.usage("compare needs a landmark table for two images, not inline points") }
-        let loader = FaceLoader(model: m, landmarks: source, aligned: aligned)
+        let loader = try faces.loader(for: m, images: 2)
         let faces = try loader.face(a) + loader.face(b)
         let useFlip = flip ?? (threshold == nil ? m.metadataValue("verification_threshold_flip").map { $0 == "true" } : nil) ?? true
         let emb = try embedFaces(try CLISupport.embedder(m, threads: 1), faces: faces, count: 2, flip: useFlip)

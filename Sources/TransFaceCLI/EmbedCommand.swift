@@ -20,9 +20,7 @@ struct EmbedCommand: ParsableCommand {
 
     @Argument(help: "The model file (.tfm).") var model: String
     @Argument(help: "Image files.") var images: [String]
-    @Option(name: .long, help: "Landmarks: a table (TSV: path + 10 coordinates) or x1,y1,...,x5,y5.") var landmarks: String?
-    @Option(name: .long, help: "Folder the table's paths are relative to.") var root: String?
-    @Flag(name: .long, help: "Images are aligned input-size faces: no landmarks, no alignment.") var aligned = false
+    @OptionGroup var faces: FaceInputOptions
     @Flag(name: .long, help: "Add the mirrored image's embedding before normalising (as eval does).") var flip = false
     @Option(name: .long, help: "Worker threads.") var threads = 1
     @Option(name: .shortAndLong, help: "Output file: .npy or .json (default: JSON on stdout).") var output: String?
@@ -36,9 +34,7 @@ struct EmbedCommand: ParsableCommand {
 
     func run() throws {
         let m = try CLISupport.loadModel(model)
-        let source = try LandmarkSource(landmarks, root: root)
-        if source.inline != nil && images.count > 1 { throw CLISupport.usage("inline --landmarks fit one image; give a table for \(images.count) images") }
-        let loader = FaceLoader(model: m, landmarks: source, aligned: aligned)
+        let loader = try faces.loader(for: m, images: images.count)
         let embedder = try CLISupport.embedder(m, threads: threads)
         let e = m.config.embeddingSize
         let start = CLISupport.now()

@@ -19,9 +19,7 @@ struct PatchesCommand: ParsableCommand {
 
     @Argument(help: "The model file (.tfm).") var model: String
     @Argument(help: "The face image.") var image: String
-    @Option(name: .long, help: "Landmarks: x1,y1,...,x5,y5 or a table (TSV) listing the image.") var landmarks: String?
-    @Option(name: .long, help: "Folder the table's paths are relative to.") var root: String?
-    @Flag(name: .long, help: "The image is an aligned input-size face.") var aligned = false
+    @OptionGroup var faces: FaceInputOptions
     @Option(name: .shortAndLong, help: "Output: .png or .svg.") var output: String?
     @Option(name: .long, help: "Patches to list.") var top = 7
 
@@ -33,7 +31,7 @@ struct PatchesCommand: ParsableCommand {
     func run() throws {
         let m = try CLISupport.loadModel(model)
         guard m.config.seGate else { throw TransFaceError.invalidArgument("'\(model)' has no SE module (se_gate off): no patch weights") }
-        let face = try FaceLoader(model: m, landmarks: try LandmarkSource(landmarks, root: root), aligned: aligned).face(image)
+        let face = try faces.loader(for: m, images: 1).face(image)
         let c = m.config
         var weights = [Float](repeating: 0, count: c.numPatches)
         let embedder = try CLISupport.embedder(m, threads: 1, maxBatch: 1)
