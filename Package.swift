@@ -25,7 +25,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
     ],
     targets: [
-        // System libraries (Debian: libopenblas-dev, libfftw3-dev, libprotobuf-c-dev, zlib1g-dev).
+        // System libraries (Debian: libopenblas-dev, libfftw3-dev, libprotobuf-c-dev, zlib1g-dev, libdnnl-dev).
         .systemLibrary(name: "CBLAS", pkgConfig: "openblas"),
         .systemLibrary(name: "CFFTW", pkgConfig: "fftw3f"),
         .systemLibrary(name: "CProtobufC", pkgConfig: "libprotobuf-c"),
@@ -44,10 +44,17 @@ let package = Package(
             linkerSettings: [.linkedLibrary("protobuf-c")]
         ),
         .target(name: "TFCore", dependencies: ["CBLAS", "CZlib"]),
+        // The matmul backend: oneDNN's matmul primitive on pre-packed weights (Debian libdnnl-dev),
+        // behind a thin C layer; oneDNN's OpenMP runtime (libgomp) is held to one thread per call.
+        .target(
+            name: "CDNNLMatmul",
+            cSettings: [.unsafeFlags(["-fvisibility=hidden"])],
+            linkerSettings: [.linkedLibrary("dnnl"), .linkedLibrary("gomp")]
+        ),
         // Kernels are optimised in debug builds too (they work on raw pointers, so nothing is
         // lost to checks), which keeps debug test runs of real model sizes fast; on x86-64 they
         // use AVX2 + FMA (ViTForward refuses to run on a CPU without them).
-        .target(name: "TFKernels", dependencies: ["TFCore", "CBLAS"], swiftSettings: [.unsafeFlags(["-O"] + kernelCPUFlags)]),
+        .target(name: "TFKernels", dependencies: ["TFCore", "CBLAS", "CDNNLMatmul"], swiftSettings: [.unsafeFlags(["-O"] + kernelCPUFlags)]),
         .target(name: "TFModel", dependencies: ["TFCore", "TFKernels", "TransFaceProto", "CProtobufC", "CZlib"]),
         // Images: decoding (libjpeg-turbo, libpng, PGM/PPM) and 5-point alignment.
         .target(name: "TFImage", dependencies: ["TFCore", "CTurboJPEG", "CPNG"]),

@@ -63,7 +63,7 @@ extern "C" {
 /* ---------------------------------------------------------------- versions */
 
 #define TRANSFACE_VERSION_MAJOR 0
-#define TRANSFACE_VERSION_MINOR 1
+#define TRANSFACE_VERSION_MINOR 2
 #define TRANSFACE_VERSION_PATCH 0
 /** MAJOR * 10000 + MINOR * 100 + PATCH. */
 #define TRANSFACE_VERSION_NUMBER \
@@ -207,10 +207,20 @@ transface_status transface_model_read_tensor(const transface_model *model, const
 
 typedef struct transface_context transface_context;
 
+/** Arithmetic of the model's token GEMMs. */
+typedef enum transface_precision {
+    TRANSFACE_PRECISION_FP32 = 0, /* float32 throughout (default) */
+    TRANSFACE_PRECISION_BF16 = 1  /* bfloat16 weights and GEMM inputs, float32 accumulation and
+                                     everything else; needs AVX512_BF16 or AMX (else
+                                     TRANSFACE_INVALID_ARGUMENT). Embeddings agree with fp32 to
+                                     cosine >= 0.9995 on the reference faces. */
+} transface_precision;
+
 typedef struct transface_context_params {
     uint32_t struct_size;
     int32_t num_threads; /* worker threads including the caller; default 1 */
     int32_t max_batch;   /* images per forward pass; larger requests run in chunks; default 8 */
+    transface_precision precision; /* since 0.2 (struct_size 16); default FP32 */
 } transface_context_params;
 
 transface_context_params transface_context_default_params(void);

@@ -27,31 +27,6 @@ public enum BLAS {
         cblas_sgemm(CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
                     Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
     }
-
-    /// Token-wise Linear without bias for `images` images of `tokens` rows each:
-    /// `out = x · Wᵀ (+ beta·out)`, W stored [outFeatures × inFeatures]. Each image is its own
-    /// GEMM and the output features are cut into one fixed block per worker, so an image's
-    /// result is bit-identical whatever batch it arrives in. (OpenBLAS's result for an element
-    /// depends on the shape of the call it is in, so one GEMM over the whole batch would break
-    /// that; on this library's shapes it is not faster either: 144 rows already reach the
-    /// kernel's full rate.)
-    public static func tokenLinear(
-        pool: WorkerPool, images: Int, tokens: Int, inFeatures: Int, outFeatures: Int,
-        x: UnsafePointer<Float>, weight: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>, beta: Float = 0
-    ) {
-        let blocks = (outFeatures + 15) / 16
-        pool.run { worker in
-            let br = WorkerPool.split(blocks, parts: pool.threadCount, index: worker)
-            let lo = br.lowerBound * 16, hi = min(br.upperBound * 16, outFeatures)
-            guard lo < hi else { return }
-            for b in 0..<images {
-                let rows = b * tokens
-                gemm(m: tokens, n: hi - lo, k: inFeatures, a: x + rows * inFeatures, lda: inFeatures,
-                     b: weight + lo * inFeatures, ldb: inFeatures, transposeB: true,
-                     c: out + rows * outFeatures + lo, ldc: outFeatures, beta: beta)
-            }
-        }
-    }
 }
 
 extension BLAS {

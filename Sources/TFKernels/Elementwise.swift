@@ -94,24 +94,22 @@ public func addInPlaceForward(_ x: UnsafeMutablePointer<Float>, _ add: UnsafePoi
     while i < count { x[i] += add[i]; i += 1 }
 }
 
-/// Residual branch end: `y[r, :] += bias` (so `y` is the branch's module output), then
-/// `out[r, :] = x[r, :] + scale·y[r, :]` (`out` may be `x`; `scale` is stochastic depth's
-/// 0 or 1/keep_prob, 1 otherwise).
-public func biasResidualForward(
-    out: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>,
-    bias: UnsafePointer<Float>, rows: Int, cols: Int, scale: Float = 1
+/// Residual branch end: `out[r, :] = x[r, :] + scale·y[r, :]` (`out` may be `x`; `scale` is
+/// stochastic depth's 0 or 1/keep_prob, 1 otherwise).
+public func residualForward(
+    out: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, y: UnsafePointer<Float>, rows: Int, cols: Int,
+    scale: Float = 1
 ) {
     let sv = SIMD16<Float>(repeating: scale)
     for r in 0..<rows {
         let xr = x + r * cols, yr = y + r * cols, orow = out + r * cols
         var i = 0
         while i + 16 <= cols {
-            let v = yr.load16(i) + bias.load16(i)
-            yr.store16(v, i)
+            let v = yr.load16(i)
             orow.store16(scale == 1 ? xr.load16(i) + v : xr.load16(i) + v * sv, i)
             i += 16
         }
-        while i < cols { let v = yr[i] + bias[i]; yr[i] = v; orow[i] = scale == 1 ? xr[i] + v : xr[i] + v * scale; i += 1 }
+        while i < cols { let v = yr[i]; orow[i] = scale == 1 ? xr[i] + v : xr[i] + v * scale; i += 1 }
     }
 }
 

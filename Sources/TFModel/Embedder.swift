@@ -1,4 +1,5 @@
 import TFCore
+import TFKernels
 
 /// Inference on one model: a worker pool and forward buffers for up to `maxBatch` images.
 /// One thread at a time; make one embedder per thread to run in parallel.
@@ -7,15 +8,18 @@ public final class Embedder {
     private let forward: ViTForward
     private let weights: ViTWeights
 
-    public init(model: TransFaceModel, threads: Int = 1, maxBatch: Int = 8) throws {
+    /// `precision` sets the arithmetic of the token GEMMs (bf16 needs AVX512_BF16 or AMX).
+    public init(model: TransFaceModel, threads: Int = 1, maxBatch: Int = 8, precision: Precision = .fp32) throws {
         BLAS.useSingleThread()
         self.model = model
         let pool = try WorkerPool(threadCount: threads)
-        forward = try ViTForward(config: model.config, preprocess: model.preprocess, maxBatch: maxBatch, pool: pool)
+        forward = try ViTForward(config: model.config, preprocess: model.preprocess, maxBatch: maxBatch, pool: pool,
+                                 precision: precision)
         weights = ViTWeights(layout: model.layout, config: model.config, base: model.parameters.base)
     }
 
     public var maxBatch: Int { forward.maxBatch }
+    public var precision: Precision { forward.precision }
     public var threads: Int { forward.pool.threadCount }
     public var workspaceBytes: Int { forward.workspaceBytes }
     /// When set, every forward pass adds its op-class times here (`transface bench`).

@@ -23,18 +23,18 @@ public final class OpProfile {
 
     /// Runs `body`, adding its wall time to `kind`.
     @inline(__always)
-    func time(_ kind: Kind, _ body: () -> Void) {
+    func time(_ kind: Kind, _ body: () throws -> Void) rethrows {
         let t0 = monotonicSeconds()
-        body()
-        seconds[kind.rawValue] += monotonicSeconds() - t0
+        defer { seconds[kind.rawValue] += monotonicSeconds() - t0 }
+        try body()
     }
 }
 
 extension Optional where Wrapped == OpProfile {
     /// Runs `body`, timed into `kind` when a profile is present.
     @inline(__always)
-    func time(_ kind: OpProfile.Kind, _ body: () -> Void) {
-        if let p = self { p.time(kind, body) } else { body() }
+    func time(_ kind: OpProfile.Kind, _ body: () throws -> Void) rethrows {
+        if let p = self { try p.time(kind, body) } else { try body() }
     }
 }
 

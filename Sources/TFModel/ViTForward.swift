@@ -37,33 +37,44 @@ public struct TrainingNoise {
 
 /// The forward pass of a TransFace ViT over buffers laid out once (`ForwardBuffers`): for
 /// inference every block shares one set of buffers; for training each block keeps its own
-/// activations for the backward pass. Nothing is allocated per call; GEMMs run over the batch.
+/// activations for the backward pass. Nothing is allocated per call once a batch shape has been
+/// seen. The token GEMMs run on the matmul backend (`TokenLinear`) with the weights packed into its
+/// layout: on the first eval-mode run for a `ViTWeights` (weights changed in place afterwards need
+/// `invalidatePackedWeights()`) and on every train-mode run (a trainer's weights move each step).
 public final class ViTForward {
     public let config: ViTConfig
     public let maxBatch: Int
     public let pool: WorkerPool
     public let buffers: ForwardBuffers
+    /// Arithmetic of the token GEMMs.
+    public let precision: Precision
+    private let linears: ViTLinears
     private let lut: [Float]
     private let reverseChannels: Bool
     public private(set) var lastCount = 0
 
     /// Buffers for inference (shared between blocks) or for training (`keepActivations`).
     public init(config: ViTConfig, preprocess: Preprocess, maxBatch: Int, pool: WorkerPool,
-                keepActivations: Bool = false) throws {
+                keepActivations: Bool = false, precision: Precision = .fp32) throws {
         try config.validate()
         try require(BLAS.cpuSupportsKernels, "this CPU lacks AVX2/FMA, which libtransface's kernels are built for")
         try require(maxBatch >= 1 && maxBatch <= 65536, "max batch \(maxBatch) is outside 1...65536")
         self.config = config
         self.maxBatch = maxBatch
         self.pool = pool
+        self.precision = precision
         self.lut = preprocess.lookupTable()
         self.reverseChannels = preprocess.channelOrder == .bgr
         self.buffers = try ForwardBuffers(config: config, batch: maxBatch, workers: pool.threadCount,
                                           keepActivations: keepActivations)
+        self.linears = try ViTLinears(config: config, precision: precision, workers: pool.threadCount)
     }
 
-    /// Bytes of workspace held.
-    public var workspaceBytes: Int { buffers.bytes }
+    /// Bytes of workspace held (activations and packed GEMM weights).
+    public var workspaceBytes: Int { buffers.bytes + linears.bytes }
+
+    /// Forgets the packed weights: the next run packs its `ViTWeights` again.
+    public func invalidatePackedWeights() { linears.invalidate() }
 
     /// Raw embeddings (before L2 normalisation) of the last run: count × E.
     public var embeddings: UnsafeBufferPointer<Float> { .init(start: buffers.f3, count: lastCount * config.embeddingSize) }
@@ -82,6 +93,21 @@ public final class ViTForward {
     /// The noise of the last run (the backward pass follows it).
     public private(set) var lastNoise: TrainingNoise?
 
+    /// What one run works with: its sizes, noise, hooks and whether residual branches may be
+    /// fused into the GEMMs (inference buffers, nobody observing the branch outputs).
+    private struct Pass {
+        let count, tokens, rows, tilesPerImage: Int
+        let kept: [Int32]?
+        let noise: TrainingNoise?
+        let observer: ForwardObserver?
+        let profile: OpProfile?
+        let fuseResiduals: Bool
+
+        func observe(_ name: String, _ p: UnsafeMutablePointer<Float>, _ n: Int) {
+            observer?(name, UnsafeBufferPointer(start: p, count: n))
+        }
+    }
+
     public func run(weights w: ViTWeights, input: ForwardInput, count: Int, mirror: Bool = false,
                     mode: ForwardMode = .eval, noise: TrainingNoise? = nil, observer: ForwardObserver? = nil,
                     profile: OpProfile? = nil) throws {
@@ -89,11 +115,10 @@ public final class ViTForward {
         if mode != .eval {
             try require(count >= 2, "train-mode BatchNorm needs at least 2 images, got \(count)")
         }
-        let c = config, t = c.numPatches, d = c.embedDim, hid = c.mlpHiddenDim, e = c.embeddingSize
-        let k = c.patchValues, bufs = buffers
+        let c = config, t = c.numPatches
         let kept = noise?.keptTokens, tb = kept == nil ? t : noise!.keep
         if noise != nil {
-            try require(bufs.keepsActivations, "token masking and drop path need training buffers (keepActivations)")
+            try require(buffers.keepsActivations, "token masking and drop path need training buffers (keepActivations)")
         }
         if let kept {
             try require(tb >= 1 && tb <= t && kept.count == count * tb && kept.allSatisfy { $0 >= 0 && Int($0) < t },
@@ -102,27 +127,37 @@ public final class ViTForward {
         if let s = noise?.branchScales {
             try require(s.count == c.depth * 2 * count, "drop path: \(c.depth * 2 * count) branch scales expected")
         }
-        let rows = count * tb
-        func observe(_ name: String, _ p: UnsafeMutablePointer<Float>, _ n: Int) {
-            observer?(name, UnsafeBufferPointer(start: p, count: n))
-        }
-        func overRows(_ n: Int, _ body: (Int, Int) -> Void) {
-            pool.parallelFor(n) { r in body(r.lowerBound, r.count) }
-        }
-        /// Per-image Linear for the SE and head layers, output features split across workers.
-        func headLinear(_ inF: Int, _ outF: Int, _ input: UnsafeMutablePointer<Float>,
-                        _ weight: UnsafeMutablePointer<Float>, _ output: UnsafeMutablePointer<Float>) {
-            pool.parallelFor(outF) { r in
-                rowLinearForward(out: output, x: input, weight: weight, rows: count, inFeatures: inF, outFeatures: outF, outputs: r)
-            }
-        }
         lastCount = 0
+        if mode != .eval || linears.packedFrom != w.patchWeight {
+            try profile.time(.gemm) { try linears.pack(w) }
+        }
+        let pass = Pass(count: count, tokens: tb, rows: count * tb, tilesPerImage: tilesPerImage(tb),
+                        kept: kept, noise: noise, observer: observer, profile: profile,
+                        fuseResiduals: !buffers.keepsActivations && observer == nil)
+        try embedPatches(w, input, mirror: mirror, pass)
+        for i in 0..<c.depth { try block(i, w.blocks[i], pass) }
+        finalNorm(w, pass)
+        seGate(w, pass)
+        head(w, mode: mode, pass)
+        lastNoise = noise
+        lastCount = count
+    }
 
-        // Patch embedding: im2col + one GEMM per image over its patches, + bias, + position;
-        // with token masking it goes to a scratch buffer and the kept tokens are gathered.
-        let x0 = kept == nil ? bufs.blocks[0].input : bufs.branch
-        profile.time(.elementwise) { lut.withUnsafeBufferPointer { lut in
-            pool.parallelFor(count) { r in
+    /// Row tiles per image of the token GEMMs: one per worker while tiles keep ≥ 16 rows. Fixed
+    /// for a pool and token count, so results do not depend on the batch.
+    private func tilesPerImage(_ tokens: Int) -> Int { max(1, min(pool.threadCount, tokens / 16)) }
+
+    private func overRows(_ n: Int, _ body: (Int, Int) -> Void) {
+        pool.parallelFor(n) { r in body(r.lowerBound, r.count) }
+    }
+
+    /// Patch embedding: im2col, one GEMM with the bias fused, + position; with token masking it
+    /// goes to a scratch buffer and the kept tokens are gathered.
+    private func embedPatches(_ w: ViTWeights, _ input: ForwardInput, mirror: Bool, _ p: Pass) throws {
+        let c = config, t = c.numPatches, d = c.embedDim, k = c.patchValues, bufs = buffers
+        let x0 = p.kept == nil ? bufs.blocks[0].input : bufs.branch
+        p.profile.time(.elementwise) { lut.withUnsafeBufferPointer { lut in
+            pool.parallelFor(p.count) { r in
                 for b in r {
                     let cols = bufs.cols + b * t * k
                     switch input {
@@ -138,149 +173,169 @@ public final class ViTForward {
                 }
             }
         } }
-        profile.time(.gemm) {
-            BLAS.tokenLinear(pool: pool, images: count, tokens: t, inFeatures: k, outFeatures: d, x: bufs.cols,
-                             weight: w.patchWeight, out: x0)
+        try p.profile.time(.gemm) {
+            try linears.patch.forward(pool: pool, images: p.count, tokens: t, tilesPerImage: tilesPerImage(t),
+                                      x: bufs.cols, out: x0, bias: w.patchBias, epilogue: .bias)
         }
-        profile.time(.elementwise) {
-            overRows(count * t) { lo, n in biasActivationForward(x0 + lo * d, bias: w.patchBias, rows: n, cols: d, activation: .none) }
-        }
-        observe("patch_embed", x0, count * t * d)
-        profile.time(.elementwise) {
-            pool.parallelFor(count) { r in for b in r { addInPlaceForward(x0 + b * t * d, w.posEmbed, count: t * d) } }
-            if let kept {
-                let dst = bufs.blocks[0].input
-                pool.parallelFor(count) { r in
+        p.observe("patch_embed", x0, p.count * t * d)
+        p.profile.time(.elementwise) {
+            pool.parallelFor(p.count) { r in for b in r { addInPlaceForward(x0 + b * t * d, w.posEmbed, count: t * d) } }
+            if let kept = p.kept {
+                let dst = bufs.blocks[0].input, tb = p.tokens
+                pool.parallelFor(p.count) { r in
                     for b in r { for j in 0..<tb { (dst + (b * tb + j) * d).update(from: x0 + (b * t + Int(kept[b * tb + j])) * d, count: d) } }
                 }
             }
         }
-        /// out = x + scale·(y + bias) per image (scale 1 without drop path); y becomes y + bias.
-        func residual(_ out: UnsafeMutablePointer<Float>, _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>,
-                      _ bias: UnsafeMutablePointer<Float>, scales: ArraySlice<Float>?) {
-            profile.time(.elementwise) {
-                guard let scales else {
-                    overRows(rows) { lo, n in biasResidualForward(out: out + lo * d, x: x + lo * d, y: y + lo * d, bias: bias, rows: n, cols: d) }
-                    return
-                }
-                pool.parallelFor(count) { r in
+    }
+
+    /// Transformer block `i`: middle = input + proj(attention(norm1(input))),
+    /// output = middle + fc2(relu6(fc1(norm2(middle)))).
+    private func block(_ i: Int, _ blk: ViTWeights.Block, _ p: Pass) throws {
+        let c = config, d = c.embedDim, a = buffers.blocks[i], l = linears.blocks[i], bufs = buffers
+        let scales = p.noise?.branchScales.map { $0[(i * 2 * p.count)..<((i * 2 + 2) * p.count)] }
+        layerNorm(out: a.norm1, mean: a.mean1, rstd: a.rstd1, x: a.input, weight: blk.norm1Weight, bias: blk.norm1Bias, p)
+        try gemm(l.qkv, x: a.norm1, out: a.qkv, p)
+        let tasks = p.count * c.numHeads, tb = p.tokens
+        p.profile.time(.attention) { pool.run { worker in
+            for task in WorkerPool.split(tasks, parts: pool.threadCount, index: worker) {
+                let b = task / c.numHeads
+                attentionHeadForward(out: a.attention + b * tb * d, probs: a.probabilities(task: task, worker: worker),
+                                     qkv: a.qkv + b * tb * 3 * d, tokens: tb, dim: d, heads: c.numHeads,
+                                     head: task % c.numHeads,
+                                     scratch: bufs.attentionScratch + worker * bufs.attentionScratchCount)
+            }
+        } }
+        try residualBranch(l.proj, x: a.attention, bias: blk.projBias, stream: a.input, out: a.middle,
+                           scales: scales.map { $0.prefix(p.count) }, name: "blocks.\(i).attn", p)
+        layerNorm(out: a.norm2, mean: a.mean2, rstd: a.rstd2, x: a.middle, weight: blk.norm2Weight, bias: blk.norm2Bias, p)
+        // ReLU6 in its own pass: oneDNN's fused clip turns NaN into a number, PyTorch's keeps it
+        // (a non-finite step must stay visible to the trainer's policy).
+        try gemm(l.fc1, x: a.norm2, out: a.hidden, bias: blk.fc1Bias, epilogue: .bias, p)
+        let hid = c.mlpHiddenDim
+        p.profile.time(.elementwise) {
+            overRows(p.rows) { lo, n in biasActivationForward(a.hidden + lo * hid, bias: nil, rows: n, cols: hid, activation: .relu6) }
+        }
+        try residualBranch(l.fc2, x: a.hidden, bias: blk.fc2Bias, stream: a.middle, out: a.output,
+                           scales: scales.map { $0.suffix(p.count) }, name: "blocks.\(i).mlp", p)
+        p.observe("blocks.\(i)", a.output, p.rows * d)
+    }
+
+    private func gemm(_ l: TokenLinear, x: UnsafeMutablePointer<Float>, out: UnsafeMutablePointer<Float>,
+                      bias: UnsafeMutablePointer<Float>? = nil, epilogue: LinearEpilogue = .plain, _ p: Pass) throws {
+        try p.profile.time(.gemm) {
+            try l.forward(pool: pool, images: p.count, tokens: p.tokens, tilesPerImage: p.tilesPerImage, x: x, out: out,
+                          bias: bias, epilogue: epilogue)
+        }
+    }
+
+    /// out = stream + scale·(x·Wᵀ + bias): fused into the GEMM (added to the stream in place) for
+    /// inference; otherwise the branch output goes to `buffers.branch` (observed as `name`) and is
+    /// added with each image's drop-path scale.
+    private func residualBranch(_ l: TokenLinear, x: UnsafeMutablePointer<Float>, bias: UnsafeMutablePointer<Float>,
+                                stream: UnsafeMutablePointer<Float>, out: UnsafeMutablePointer<Float>,
+                                scales: ArraySlice<Float>?, name: String, _ p: Pass) throws {
+        let d = config.embedDim, y = buffers.branch, tb = p.tokens
+        if p.fuseResiduals && scales == nil && stream == out {
+            try gemm(l, x: x, out: out, bias: bias, epilogue: .biasAccumulate, p)
+            return
+        }
+        try gemm(l, x: x, out: y, bias: bias, epilogue: .bias, p)
+        p.profile.time(.elementwise) {
+            if let scales {
+                pool.parallelFor(p.count) { r in
                     for b in r {
                         let o = b * tb * d
-                        biasResidualForward(out: out + o, x: x + o, y: y + o, bias: bias, rows: tb, cols: d, scale: scales[scales.startIndex + b])
+                        residualForward(out: out + o, x: stream + o, y: y + o, rows: tb, cols: d, scale: scales[scales.startIndex + b])
                     }
                 }
+            } else {
+                overRows(p.rows) { lo, n in residualForward(out: out + lo * d, x: stream + lo * d, y: y + lo * d, rows: n, cols: d) }
             }
         }
+        p.observe(name, y, p.rows * d)
+    }
 
-        for (i, blk) in w.blocks.enumerated() {
-            let a = bufs.blocks[i]
-            // middle = input + proj(attention(norm1(input)))
-            profile.time(.norms) { overRows(rows) { lo, n in
-                layerNormForward(out: a.norm1 + lo * d, mean: a.mean1.map { $0 + lo }, rstd: a.rstd1.map { $0 + lo },
-                                 x: a.input + lo * d, weight: blk.norm1Weight, bias: blk.norm1Bias, rows: n, dim: d,
-                                 eps: ViTConfig.layerNormEps)
-            } }
-            let scales = noise?.branchScales.map { $0[(i * 2 * count)..<((i * 2 + 2) * count)] }
-            profile.time(.gemm) {
-                BLAS.tokenLinear(pool: pool, images: count, tokens: tb, inFeatures: d, outFeatures: 3 * d, x: a.norm1,
-                                 weight: blk.qkvWeight, out: a.qkv)
-            }
-            let tasks = count * c.numHeads
-            profile.time(.attention) { pool.run { worker in
-                for task in WorkerPool.split(tasks, parts: pool.threadCount, index: worker) {
-                    let b = task / c.numHeads
-                    attentionHeadForward(out: a.attention + b * tb * d, probs: a.probabilities(task: task, worker: worker),
-                                         qkv: a.qkv + b * tb * 3 * d, tokens: tb, dim: d, heads: c.numHeads,
-                                         head: task % c.numHeads,
-                                         scratch: bufs.attentionScratch + worker * bufs.attentionScratchCount)
-                }
-            } }
-            profile.time(.gemm) {
-                BLAS.tokenLinear(pool: pool, images: count, tokens: tb, inFeatures: d, outFeatures: d, x: a.attention,
-                                 weight: blk.projWeight, out: bufs.branch)
-            }
-            residual(a.middle, a.input, bufs.branch, blk.projBias, scales: scales.map { $0.prefix(count) })
-            observe("blocks.\(i).attn", bufs.branch, rows * d)
-
-            // output = middle + fc2(relu6(fc1(norm2(middle))))
-            profile.time(.norms) { overRows(rows) { lo, n in
-                layerNormForward(out: a.norm2 + lo * d, mean: a.mean2.map { $0 + lo }, rstd: a.rstd2.map { $0 + lo },
-                                 x: a.middle + lo * d, weight: blk.norm2Weight, bias: blk.norm2Bias, rows: n, dim: d,
-                                 eps: ViTConfig.layerNormEps)
-            } }
-            profile.time(.gemm) {
-                BLAS.tokenLinear(pool: pool, images: count, tokens: tb, inFeatures: d, outFeatures: hid, x: a.norm2,
-                                 weight: blk.fc1Weight, out: a.hidden)
-            }
-            profile.time(.elementwise) {
-                overRows(rows) { lo, n in biasActivationForward(a.hidden + lo * hid, bias: blk.fc1Bias, rows: n, cols: hid, activation: .relu6) }
-            }
-            profile.time(.gemm) {
-                BLAS.tokenLinear(pool: pool, images: count, tokens: tb, inFeatures: hid, outFeatures: d, x: a.hidden,
-                                 weight: blk.fc2Weight, out: bufs.branch)
-            }
-            residual(a.output, a.middle, bufs.branch, blk.fc2Bias, scales: scales.map { $0.suffix(count) })
-            observe("blocks.\(i).mlp", bufs.branch, rows * d)
-            observe("blocks.\(i)", a.output, rows * d)
-        }
-        let xLast = bufs.blocks[c.depth - 1].output
-        let normOut = kept == nil ? bufs.norm : bufs.branch
-        profile.time(.norms) { overRows(rows) { lo, n in
-            layerNormForward(out: normOut + lo * d, mean: bufs.meanFinal.map { $0 + lo }, rstd: bufs.rstdFinal.map { $0 + lo },
-                             x: xLast + lo * d, weight: w.normWeight, bias: w.normBias, rows: n, dim: d,
-                             eps: ViTConfig.layerNormEps)
+    private func layerNorm(out: UnsafeMutablePointer<Float>, mean: UnsafeMutablePointer<Float>?, rstd: UnsafeMutablePointer<Float>?,
+                           x: UnsafeMutablePointer<Float>, weight: UnsafeMutablePointer<Float>, bias: UnsafeMutablePointer<Float>,
+                           _ p: Pass) {
+        let d = config.embedDim
+        p.profile.time(.norms) { overRows(p.rows) { lo, n in
+            layerNormForward(out: out + lo * d, mean: mean.map { $0 + lo }, rstd: rstd.map { $0 + lo }, x: x + lo * d,
+                             weight: weight, bias: bias, rows: n, dim: d, eps: ViTConfig.layerNormEps)
         } }
-        if let kept {  // back to patch order; masked positions hold the mask token
-            profile.time(.elementwise) { pool.parallelFor(count) { r in
+    }
+
+    /// Final LayerNorm; with token masking the tokens go back to patch order, masked positions
+    /// holding the mask token.
+    private func finalNorm(_ w: ViTWeights, _ p: Pass) {
+        let c = config, t = c.numPatches, d = c.embedDim, bufs = buffers, tb = p.tokens
+        let normOut = p.kept == nil ? bufs.norm : bufs.branch
+        layerNorm(out: normOut, mean: bufs.meanFinal, rstd: bufs.rstdFinal, x: bufs.blocks[c.depth - 1].output,
+                  weight: w.normWeight, bias: w.normBias, p)
+        if let kept = p.kept {
+            p.profile.time(.elementwise) { pool.parallelFor(p.count) { r in
                 for b in r {
                     for j in 0..<t { (bufs.norm + (b * t + j) * d).update(from: w.maskToken, count: d) }
                     for j in 0..<tb { (bufs.norm + (b * t + Int(kept[b * tb + j])) * d).update(from: normOut + (b * tb + j) * d, count: d) }
                 }
             } }
         }
-        let patchRows = count * t
-        observe("norm", bufs.norm, patchRows * d)
+        p.observe("norm", bufs.norm, p.count * t * d)
+    }
 
+    /// SE gate: sigmoid(W2 · relu(W1 · flatten(tokens))) scales each token; its softmax ranks
+    /// patches. A plain ViT passes the tokens through with equal patch weights.
+    private func seGate(_ w: ViTWeights, _ p: Pass) {
+        let t = config.numPatches, d = config.embedDim, bufs = buffers, patchRows = p.count * t
         if let se = w.se {
-            // SE gate: sigmoid(W2 · relu(W1 · flatten(tokens))); its softmax ranks patches.
-            profile.time(.head) {
-                headLinear(t * d, t, bufs.norm, se.w0, bufs.se1)
-                biasActivationForward(bufs.se1, bias: nil, rows: count, cols: t, activation: .relu)
-                headLinear(t, t, bufs.se1, se.w2, bufs.se2)
-                biasActivationForward(bufs.se2, bias: nil, rows: count, cols: t, activation: .sigmoid)
+            p.profile.time(.head) {
+                rowLinear(t * d, t, bufs.norm, se.w0, bufs.se1, p)
+                biasActivationForward(bufs.se1, bias: nil, rows: p.count, cols: t, activation: .relu)
+                rowLinear(t, t, bufs.se1, se.w2, bufs.se2, p)
+                biasActivationForward(bufs.se2, bias: nil, rows: p.count, cols: t, activation: .sigmoid)
             }
-            observe("senet", bufs.se2, count * t)
-            profile.time(.elementwise) {
-                bufs.patchWeight.update(from: bufs.se2, count: count * t)
-                softmaxRowsForward(bufs.patchWeight, rows: count, cols: t)
+            p.observe("senet", bufs.se2, p.count * t)
+            p.profile.time(.elementwise) {
+                bufs.patchWeight.update(from: bufs.se2, count: p.count * t)
+                softmaxRowsForward(bufs.patchWeight, rows: p.count, cols: t)
                 overRows(patchRows) { lo, n in scaleRowsForward(out: bufs.gated + lo * d, x: bufs.norm + lo * d, scale: bufs.se2 + lo, rows: n, cols: d) }
             }
-        } else {  // plain ViT: no gate, every patch weighs the same
-            bufs.patchWeight.update(repeating: 1 / Float(t), count: count * t)
+        } else {
+            bufs.patchWeight.update(repeating: 1 / Float(t), count: p.count * t)
             bufs.gated.update(from: bufs.norm, count: patchRows * d)
         }
-        observe("feature.input", bufs.gated, patchRows * d)
-        profile.time(.elementwise) {
+        p.observe("feature.input", bufs.gated, patchRows * d)
+        p.profile.time(.elementwise) {
             overRows(patchRows) { lo, n in rowStdForward(out: bufs.patchStd + lo, x: bufs.gated + lo * d, rows: n, cols: d) }
         }
+    }
 
-        // Head: Linear(P·D→D) → BN → Linear(D→E) → BN.
+    /// Head: Linear(P·D→D) → BN → Linear(D→E) → BN.
+    private func head(_ w: ViTWeights, mode: ForwardMode, _ p: Pass) {
+        let c = config, t = c.numPatches, d = c.embedDim, e = c.embeddingSize, bufs = buffers
         let train = mode != .eval, update = mode == .train(updateRunningStatistics: true)
-        profile.time(.head) { headLinear(t * d, d, bufs.gated, w.feature0Weight, bufs.f0) }
-        observe("feature.0", bufs.f0, count * d)
-        profile.time(.norms) { batchNormForward(out: bufs.f1, x: bufs.f0, rows: count, features: d, weight: w.feature1.weight, bias: w.feature1.bias,
-                         runningMean: w.feature1.runningMean, runningVar: w.feature1.runningVar,
+        p.profile.time(.head) { rowLinear(t * d, d, bufs.gated, w.feature0Weight, bufs.f0, p) }
+        p.observe("feature.0", bufs.f0, p.count * d)
+        p.profile.time(.norms) { batchNormForward(out: bufs.f1, x: bufs.f0, rows: p.count, features: d, weight: w.feature1.weight,
+                         bias: w.feature1.bias, runningMean: w.feature1.runningMean, runningVar: w.feature1.runningVar,
                          eps: ViTConfig.batchNormEps, useBatchStatistics: train, updateRunning: update,
                          saveMean: bufs.bn1Mean, saveRstd: bufs.bn1Rstd) }
-        observe("feature.1", bufs.f1, count * d)
-        profile.time(.head) { headLinear(d, e, bufs.f1, w.feature2Weight, bufs.f2) }
-        observe("feature.2", bufs.f2, count * e)
-        profile.time(.norms) { batchNormForward(out: bufs.f3, x: bufs.f2, rows: count, features: e, weight: w.feature3.weight, bias: w.feature3.bias,
-                         runningMean: w.feature3.runningMean, runningVar: w.feature3.runningVar,
+        p.observe("feature.1", bufs.f1, p.count * d)
+        p.profile.time(.head) { rowLinear(d, e, bufs.f1, w.feature2Weight, bufs.f2, p) }
+        p.observe("feature.2", bufs.f2, p.count * e)
+        p.profile.time(.norms) { batchNormForward(out: bufs.f3, x: bufs.f2, rows: p.count, features: e, weight: w.feature3.weight,
+                         bias: w.feature3.bias, runningMean: w.feature3.runningMean, runningVar: w.feature3.runningVar,
                          eps: ViTConfig.batchNormEps, useBatchStatistics: train, updateRunning: update,
                          saveMean: bufs.bn3Mean, saveRstd: bufs.bn3Rstd) }
-        observe("feature.3", bufs.f3, count * e)
-        lastNoise = noise
-        lastCount = count
+        p.observe("feature.3", bufs.f3, p.count * e)
+    }
+
+    /// Per-image Linear for the SE and head layers (few long rows), output features split across workers.
+    private func rowLinear(_ inF: Int, _ outF: Int, _ input: UnsafeMutablePointer<Float>,
+                           _ weight: UnsafeMutablePointer<Float>, _ output: UnsafeMutablePointer<Float>, _ p: Pass) {
+        pool.parallelFor(outF) { r in
+            rowLinearForward(out: output, x: input, weight: weight, rows: p.count, inFeatures: inF, outFeatures: outF, outputs: r)
+        }
     }
 }

@@ -1,5 +1,6 @@
 import CTransFace
 import TFCore
+import TFKernels
 import TFModel
 
 /// Inference contexts and embedding.
@@ -9,8 +10,12 @@ import TFModel
     p.struct_size = UInt32(MemoryLayout<transface_context_params>.size)
     p.num_threads = 1
     p.max_batch = 8
+    p.precision = TRANSFACE_PRECISION_FP32
     return p
 }
+
+/// transface_context_params as first released (struct_size, num_threads, max_batch).
+private let contextParamsFirstSize = 12
 
 @c public func transface_context_create(_ model: OpaquePointer?, _ params: UnsafePointer<transface_context_params>?,
                                         _ out: UnsafeMutablePointer<OpaquePointer?>?) -> transface_status {
@@ -18,11 +23,18 @@ import TFModel
         let out = try required(out, "out_context")
         out.pointee = nil
         let m = try Handle.get(model, ModelHandle.self, "model").model
-        let p = params?.pointee ?? transface_context_default_params()
-        try checkStructSize(p.struct_size, minimum: MemoryLayout<transface_context_params>.size, "context_params")
+        let p = try readParams(params, defaults: transface_context_default_params(),
+                               firstReleasedSize: contextParamsFirstSize, "context_params")
         try require(p.num_threads >= 1, "num_threads must be at least 1, got \(p.num_threads)")
         try require(p.max_batch >= 1, "max_batch must be at least 1, got \(p.max_batch)")
-        out.pointee = Handle.make(try Embedder(model: m, threads: Int(p.num_threads), maxBatch: Int(p.max_batch)))
+        let precision: Precision
+        switch p.precision {
+        case TRANSFACE_PRECISION_FP32: precision = .fp32
+        case TRANSFACE_PRECISION_BF16: precision = .bf16
+        default: throw TransFaceError.invalidArgument("precision \(p.precision.rawValue) is not a transface_precision")
+        }
+        out.pointee = Handle.make(try Embedder(model: m, threads: Int(p.num_threads), maxBatch: Int(p.max_batch),
+                                               precision: precision))
     }
 }
 

@@ -182,17 +182,77 @@ final class KernelOracleTests: XCTestCase {
         }
     }
 
-    func testTokenLinearMatchesOracleForAnyThreadCount() throws {
-        let images = 3, tokens = 7, k = 20, n = 45
-        let x = random(images * tokens * k), w = random(n * k)
-        let expected = (0..<(images * tokens * n)).map { i in
-            (0..<k).reduce(0.0) { $0 + Double(x[(i / n) * k + $1]) * Double(w[(i % n) * k + $1]) }
+    /// The value bf16 rounding (to nearest, ties to even) gives `x`, as oneDNN's conversion.
+    func bf16(_ x: Float) -> Float {
+        let u = x.bitPattern
+        return Float(bitPattern: (u &+ 0x7fff &+ ((u >> 16) & 1)) & 0xffff_0000)
+    }
+
+    func testTokenLinearMatchesOracleForEveryEpilogueTileAndThreadCount() throws {
+        let precisions = Precision.allCases.filter { $0 == .fp32 || MatmulBackend.supportsBF16 }
+        for precision in precisions {
+            for (images, tokens, k, n) in [(3, 7, 20, 45), (2, 144, 96, 288), (1, 37, 243, 16)] {
+                let x = random(images * tokens * k, scale: 2), w = random(n * k), bias = random(n), old = random(images * tokens * n)
+                let xr = precision == .bf16 ? x.map(bf16) : x, wr = precision == .bf16 ? w.map(bf16) : w
+                let product = (0..<(images * tokens * n)).map { i in
+                    (0..<k).reduce(0.0) { $0 + Double(xr[(i / n) * k + $1]) * Double(wr[(i % n) * k + $1]) }
+                }
+                let linear = try TokenLinear(inFeatures: k, outFeatures: n, precision: precision, workers: 3)
+                try linear.pack(w)
+                for threads in [1, 2, 3] {
+                    let pool = try WorkerPool(threadCount: threads)
+                    for tiles in Set([1, 2, min(3, tokens)]) {
+                        for epilogue in [LinearEpilogue.plain, .bias, .biasAccumulate] {
+                            var out = epilogue == .biasAccumulate ? old : [Float](repeating: .nan, count: old.count)
+                            try linear.forward(pool: pool, images: images, tokens: tokens, tilesPerImage: tiles, x: x, out: &out,
+                                               bias: bias, epilogue: epilogue)
+                            let expected = product.indices.map { i -> Double in
+                                let v = product[i] + (epilogue == .plain ? 0 : Double(bias[i % n]))
+                                switch epilogue {
+                                case .plain, .bias: return v
+                                case .biasAccumulate: return Double(old[i]) + v
+                                }
+                            }
+                            assertClose(out, expected, "\(precision) \(images)x\(tokens)x\(k)→\(n), \(threads) threads, \(tiles) tiles, \(epilogue)")
+                        }
+                    }
+                }
+            }
         }
-        for threads in [1, 2, 3] {
-            var out = [Float](repeating: .nan, count: images * tokens * n)
-            BLAS.tokenLinear(pool: try WorkerPool(threadCount: threads), images: images, tokens: tokens, inFeatures: k,
-                             outFeatures: n, x: x, weight: w, out: &out)
-            assertClose(out, expected, "token linear, \(threads) threads")
+    }
+
+    func testTokenLinearRowsDoNotDependOnTheBatch() throws {
+        let tokens = 144, k = 64, n = 96
+        let x = random(5 * tokens * k), w = random(n * k)
+        for precision in Precision.allCases where precision == .fp32 || MatmulBackend.supportsBF16 {
+            let linear = try TokenLinear(inFeatures: k, outFeatures: n, precision: precision, workers: 2)
+            try linear.pack(w)
+            let pool = try WorkerPool(threadCount: 2)
+            var all = [Float](repeating: 0, count: 5 * tokens * n)
+            try linear.forward(pool: pool, images: 5, tokens: tokens, tilesPerImage: 2, x: x, out: &all)
+            for image in 0..<5 {
+                var one = [Float](repeating: 0, count: tokens * n)
+                try Array(x[(image * tokens * k)..<((image + 1) * tokens * k)]).withUnsafeBufferPointer {
+                    try linear.forward(pool: pool, images: 1, tokens: tokens, tilesPerImage: 2, x: $0.baseAddress!, out: &one)
+                }
+                XCTAssertEqual(one, Array(all[(image * tokens * n)..<((image + 1) * tokens * n)]), "\(precision) image \(image)")
+            }
+        }
+    }
+
+    func testTokenLinearRefusesMisuse() throws {
+        let linear = try TokenLinear(inFeatures: 8, outFeatures: 16, precision: .fp32, workers: 1)
+        var out = [Float](repeating: 0, count: 16)
+        let x = [Float](repeating: 1, count: 8)
+        XCTAssertThrowsError(try linear.forward(pool: try WorkerPool(threadCount: 1), images: 1, tokens: 1, tilesPerImage: 1,
+                                                x: x, out: &out)) { XCTAssertEqual(($0 as? TransFaceError)?.kind, .misuse) }
+        try linear.pack([Float](repeating: 0.5, count: 128))
+        XCTAssertThrowsError(try linear.forward(pool: try WorkerPool(threadCount: 2), images: 1, tokens: 1, tilesPerImage: 1,
+                                                x: x, out: &out), "more workers than the Linear was made for")
+        XCTAssertThrowsError(try linear.forward(pool: try WorkerPool(threadCount: 1), images: 1, tokens: 1, tilesPerImage: 1,
+                                                x: x, out: &out, epilogue: .bias), "an epilogue with a bias needs one")
+        if !MatmulBackend.supportsBF16 {
+            XCTAssertThrowsError(try TokenLinear(inFeatures: 8, outFeatures: 16, precision: .bf16, workers: 1))
         }
     }
 
@@ -225,12 +285,12 @@ final class KernelOracleTests: XCTestCase {
             let row = x[(r * cols)..<((r + 1) * cols)].map(Double.init), mu = row.reduce(0, +) / Double(cols)
             return (row.map { ($0 - mu) * ($0 - mu) }.reduce(0, +) / Double(cols - 1)).squareRoot()
         }, "unbiased std")
-        var resid = x, branch = random(rows * cols)
-        let branch0 = branch
-        let resid0 = resid
-        biasResidualForward(out: &resid, x: resid0, y: &branch, bias: bias, rows: rows, cols: cols)
-        assertClose(branch, branch0.indices.map { Double(branch0[$0]) + Double(bias[$0 % cols]) }, "branch + bias")
-        assertClose(resid, x.indices.map { Double(x[$0]) + Double(branch0[$0]) + Double(bias[$0 % cols]) }, "residual")
+        var resid = x
+        let branch = random(rows * cols)
+        for scale: Float in [1, 0, 1.25] {
+            residualForward(out: &resid, x: x, y: branch, rows: rows, cols: cols, scale: scale)
+            assertClose(resid, x.indices.map { Double(x[$0]) + Double(scale) * Double(branch[$0]) }, "residual, scale \(scale)")
+        }
     }
 
     func testPatchIm2colOrderAndMirror() {
