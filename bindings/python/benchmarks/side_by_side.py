@@ -46,6 +46,7 @@ from _machine import cpu_model, loadavg, openblas_info  # noqa: E402
 from transface.onnx_export import export_onnx       # noqa: E402
 
 COSINE_MIN = 0.9999
+COSINE_MIN_BF16 = 0.9995   # the bf16 mode's promise against float32
 
 
 # ------------------------------------------------------------------ facts
@@ -65,10 +66,9 @@ def gflop_per_image(c):
 
 
 class Ours:
-    name = "ours"
-
-    def __init__(self, model, threads, batch):
-        self.ctx = transface.Context(model, threads=threads, max_batch=batch)
+    def __init__(self, model, threads, batch, precision="fp32"):
+        self.name = "ours" if precision == "fp32" else f"ours_{precision}"
+        self.ctx = transface.Context(model, threads=threads, max_batch=batch, precision=precision)
 
     def __call__(self, x):
         return self.ctx.embed(x, normalize=False)
@@ -215,6 +215,8 @@ def main(argv=None):
     p.add_argument("--fixed-batch", action="store_true",
                    help="export one ONNX graph per batch size with a fixed batch (default: one dynamic graph)")
     p.add_argument("--torch", action="store_true", help="add PyTorch (if importable)")
+    p.add_argument("--bf16", action="store_true",
+                   help="add our bf16 mode (Context(precision='bf16'); needs AVX512_BF16 or AMX)")
     p.add_argument("--keep-onnx", metavar="DIR", help="write the ONNX files here instead of a temporary folder")
     p.add_argument("--json", metavar="OUT", help="write the results as JSON")
     args = p.parse_args(argv)
@@ -254,7 +256,8 @@ def main(argv=None):
           f"({blas.get('config', '?')}; {blas.get('library') or 'library not found'})")
     print("  (a benchmark command may unset both for itself: env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE "
           "python3 side_by_side.py ...)")
-    print(f"engines: ours = Context(threads={args.threads}, max_batch=batch); ort = CPU EP, intra_op "
+    print(f"engines: ours = Context(threads={args.threads}, max_batch=batch"
+          f"{'; also precision=bf16' if args.bf16 else ''}); ort = CPU EP, intra_op "
           f"{args.threads}, inter_op 1, sequential" + (f"; torch = set_num_threads({args.threads})" if torch_ok else ""))
     print(f"timing: {args.warmup} warm-up calls each, then alternating rounds (a {args.settle_ms:g} ms untimed pause before every call) for >= {args.duration:g} s and "
           f">= {args.min_rounds} rounds; median images/s", flush=True)
@@ -283,6 +286,8 @@ def main(argv=None):
                 x = rng.integers(0, 256, (batch, model.config.img_size, model.config.img_size, 3), dtype=np.uint8)
                 engines = [Ours(model, args.threads, batch),
                            OnnxRuntime(graphs[batch if args.fixed_batch else None], args.threads)]
+                if args.bf16:
+                    engines.append(Ours(model, args.threads, batch, "bf16"))
                 if torch_ok:
                     engines.append(Torch(model, args.threads))
                 try:
@@ -294,7 +299,8 @@ def main(argv=None):
                     for e in engines:
                         e.close()
                 row = {"model": label, "batch": batch, "gflop_per_image": gflop, "agreement": agree,
-                       "ok": all(a["min_cosine"] >= COSINE_MIN for a in agree.values()), "engines": {}}
+                       "ok": all(a["min_cosine"] >= (COSINE_MIN_BF16 if k == "ours_bf16" else COSINE_MIN)
+                                 for k, a in agree.items()), "engines": {}}
                 for name, ts in times.items():
                     med = statistics.median(ts)
                     row["engines"][name] = {"median_s": med, "images_per_s": batch / med, "rounds": len(ts),
@@ -302,7 +308,7 @@ def main(argv=None):
                                             "gflop_per_s": gflop * batch / med}
                 results.append(row)
                 e = row["engines"]
-                extra = f", torch {e['torch']['images_per_s']:.1f} img/s" if "torch" in e else ""
+                extra = "".join(f", {k} {e[k]['images_per_s']:.1f} img/s" for k in ("ours_bf16", "torch") if k in e)
                 print(f"{label} batch {batch}: ours {e['ours']['images_per_s']:.1f} img/s, ort "
                       f"{e['ort']['images_per_s']:.1f} img/s{extra} ({e['ours']['rounds']} rounds); "
                       + ", ".join(f"{k} min cosine {a['min_cosine']:.7f}" for k, a in agree.items()), flush=True)
@@ -314,6 +320,8 @@ def main(argv=None):
 
     # table
     cols = ["config", "batch", "ours img/s", "ORT img/s", "ratio ours/ORT"]
+    if args.bf16:
+        cols += ["bf16 img/s", "ratio bf16/ORT"]
     if torch_ok:
         cols += ["torch img/s", "ratio ours/torch"]
     cols += ["GFLOP/image", "ours GFLOP/s", "agree"]
@@ -322,6 +330,8 @@ def main(argv=None):
         e = r["engines"]
         row = [r["model"], str(r["batch"]), f"{e['ours']['images_per_s']:.1f}", f"{e['ort']['images_per_s']:.1f}",
                f"{e['ours']['images_per_s'] / e['ort']['images_per_s']:.2f}"]
+        if args.bf16:
+            row += [f"{e['ours_bf16']['images_per_s']:.1f}", f"{e['ours_bf16']['images_per_s'] / e['ort']['images_per_s']:.2f}"]
         if torch_ok:
             row += [f"{e['torch']['images_per_s']:.1f}", f"{e['ours']['images_per_s'] / e['torch']['images_per_s']:.2f}"]
         row += [f"{r['gflop_per_image']:.2f}", f"{e['ours']['gflop_per_s']:.1f}",
@@ -333,7 +343,8 @@ def main(argv=None):
     print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
     for row in rows:
         print("| " + " | ".join(v.rjust(w) if i else v.ljust(w) for i, (v, w) in enumerate(zip(row, widths))) + " |")
-    print(f"\nload average at the end: {system['loadavg_end']}; agree = every image's cosine >= {COSINE_MIN}")
+    print(f"\nload average at the end: {system['loadavg_end']}; agree = every image's cosine >= {COSINE_MIN} "
+          f"to ours fp32 (bf16: >= {COSINE_MIN_BF16})")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"system": system, "results": results}, f, indent=1)

@@ -21,7 +21,7 @@ from ._train import Trainer, amplitude_mix
 from ._eval import (STANDARD_FARS, IJBResult, VerifyResult, pair_distances, roc_curve, tar_at_far, verify,
                     verify_distances)
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "Model", "Context", "Builder", "Config", "Preprocess", "compare", "presets", "config_preset",

@@ -448,10 +448,10 @@ class Model(_Handle):
 
 class Context(_Handle):
     """Inference buffers for up to max_batch images and num_threads workers; one thread at a
-    time."""
+    time. precision: "fp32" (default) or "bf16" (bfloat16 GEMMs; AVX512_BF16 or AMX CPUs)."""
     _free_name = "transface_context_free"
 
-    def __init__(self, model, threads=1, max_batch=8):
+    def __init__(self, model, threads=1, max_batch=8, precision="fp32"):
         super().__init__()
         if not isinstance(model, Model):
             raise InvalidArgumentError(f"model must be a transface.Model, got {type(model).__name__}")
@@ -462,17 +462,22 @@ class Context(_Handle):
                 raise InvalidArgumentError(f"{name} must be a 32-bit integer, got {v!r}")
         params.num_threads = int(threads)
         params.max_batch = int(max_batch)
+        if precision not in L.TRANSFACE_PRECISION:
+            raise InvalidArgumentError(f"precision must be one of {', '.join(L.TRANSFACE_PRECISION)}, got {precision!r}")
+        params.precision = L.TRANSFACE_PRECISION[precision]
         h = c_void_p()
         check(lib.transface_context_create(model._handle(), byref(params), byref(h)))
         self._set_handle(h.value)
         self.model = model
         self.threads = int(threads)
         self.max_batch = int(max_batch)
+        self.precision = precision
         self._e = model.embedding_size
         self._p = model.num_patches
 
     def __repr__(self):
-        return f"<transface.Context threads={self.threads} max_batch={self.max_batch}{' (closed)' if self.closed else ''}>"
+        return (f"<transface.Context threads={self.threads} max_batch={self.max_batch} precision={self.precision}"
+                f"{' (closed)' if self.closed else ''}>")
 
     @staticmethod
     def _flags(flip, normalize):

@@ -187,7 +187,11 @@ class transface_context_params(Structure):
         ("struct_size", c_uint32),
         ("num_threads", c_int32),
         ("max_batch", c_int32),
+        ("precision", c_int32),   # transface_precision (since 0.2)
     ]
+
+
+TRANSFACE_PRECISION = {"fp32": 0, "bf16": 1}
 
 
 def new_struct(cls):

@@ -12,7 +12,7 @@ use core::marker::{PhantomData, PhantomPinned};
 // ------------------------------------------------------------------ versions
 
 pub const TRANSFACE_VERSION_MAJOR: u32 = 0;
-pub const TRANSFACE_VERSION_MINOR: u32 = 1;
+pub const TRANSFACE_VERSION_MINOR: u32 = 2;
 pub const TRANSFACE_VERSION_PATCH: u32 = 0;
 /// `MAJOR * 10000 + MINOR * 100 + PATCH` of the header these declarations were written for.
 pub const TRANSFACE_VERSION_NUMBER: u32 =
@@ -122,7 +122,14 @@ pub struct transface_context_params {
     pub struct_size: u32,
     pub num_threads: i32,
     pub max_batch: i32,
+    /// `transface_precision` (since 0.2).
+    pub precision: i32,
 }
+
+/// `TRANSFACE_PRECISION_FP32`: float32 throughout.
+pub const TRANSFACE_PRECISION_FP32: i32 = 0;
+/// `TRANSFACE_PRECISION_BF16`: bfloat16 GEMMs (AVX512_BF16 or AMX CPUs).
+pub const TRANSFACE_PRECISION_BF16: i32 = 1;
 
 /// Add the mirrored image's embedding (official TTA).
 pub const TRANSFACE_EMBED_FLIP: u32 = 1;
@@ -606,7 +613,7 @@ mod layout_tests {
         assert_eq!(size_of::<transface_load_params>(), 16);
         assert_eq!(align_of::<transface_load_params>(), 8);
         assert_eq!(size_of::<transface_tensor_info>(), 64);
-        assert_eq!(size_of::<transface_context_params>(), 12);
+        assert_eq!(size_of::<transface_context_params>(), 16);
         assert_eq!(size_of::<transface_status>(), 4);
 
         let ti = core::mem::MaybeUninit::<transface_tensor_info>::uninit();

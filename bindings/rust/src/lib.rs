@@ -707,13 +707,33 @@ impl fmt::Debug for Context {
     }
 }
 
+/// Arithmetic of a context's token GEMMs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Precision {
+    /// float32 throughout.
+    #[default]
+    Fp32,
+    /// bfloat16 weights and GEMM inputs with float32 accumulation (AVX512_BF16 or AMX CPUs).
+    Bf16,
+}
+
 impl Context {
     /// Inference buffers for up to `max_batch` images per forward pass (larger requests run in
-    /// chunks), run by `threads` workers including the calling thread.
+    /// chunks), run by `threads` workers including the calling thread, in float32.
     pub fn new(model: &Model, threads: usize, max_batch: usize) -> Result<Context> {
+        Context::with_precision(model, threads, max_batch, Precision::Fp32)
+    }
+
+    /// As `new`, with the arithmetic of the token GEMMs (`Precision::Bf16` is refused with
+    /// `InvalidArgument` on CPUs without bf16 instructions).
+    pub fn with_precision(model: &Model, threads: usize, max_batch: usize, precision: Precision) -> Result<Context> {
         let mut p = unsafe { ffi::transface_context_default_params() };
         p.num_threads = to_i32(threads, "threads")?;
         p.max_batch = to_i32(max_batch, "max_batch")?;
+        p.precision = match precision {
+            Precision::Fp32 => ffi::TRANSFACE_PRECISION_FP32,
+            Precision::Bf16 => ffi::TRANSFACE_PRECISION_BF16,
+        };
         let mut out = ptr::null_mut();
         check(unsafe { ffi::transface_context_create(model.as_ptr(), &p, &mut out) })?;
         let ptr = NonNull::new(out)

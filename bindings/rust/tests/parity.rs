@@ -8,7 +8,7 @@ use transface::{compare, Builder, ChannelOrder, Config, Context, EmbedFlags, Loa
 #[test]
 fn versions() {
     assert_eq!(transface::version_number(), transface::ffi::TRANSFACE_VERSION_NUMBER);
-    assert_eq!(transface::version(), "0.1.0");
+    assert_eq!(transface::version(), "0.2.0");
     assert_eq!(transface::format_version(), transface::ffi::TRANSFACE_FORMAT_VERSION);
 }
 
