@@ -2,10 +2,13 @@
 import PackageDescription
 
 #if arch(x86_64)
-/// Kernels target Haswell-class x86-64 (AVX2, FMA: every x86 server CPU since 2013).
+/// Kernels target Haswell-class x86-64 (AVX2, FMA: every x86 server CPU since 2013); their
+/// AVX-512 twins (x86-64-v4: AVX-512 F/BW/CD/DQ/VL) run only where the CPU has it.
 let kernelCPUFlags = ["-target-cpu", "haswell"]
+let avx512CPUFlags = ["-target-cpu", "skylake-avx512"]
 #else
 let kernelCPUFlags: [String] = []
+let avx512CPUFlags: [String] = []
 #endif
 
 /// libtransface: TransFace (ICCV 2023) face recognition on the CPU, from Swift and through one C ABI.
@@ -55,7 +58,11 @@ let package = Package(
         // lost to checks), which keeps debug test runs of real model sizes fast; on x86-64 they
         // use AVX2 + FMA (ViTForward refuses to run on a CPU without them).
         .target(name: "TFKernels", dependencies: ["TFCore", "CBLAS", "CDNNLMatmul"], swiftSettings: [.unsafeFlags(["-O"] + kernelCPUFlags)]),
-        .target(name: "TFModel", dependencies: ["TFCore", "TFKernels", "TransFaceProto", "CProtobufC", "CZlib"]),
+        // The kernels whose speed follows the vector width (attention, softmax, elementwise), built
+        // a second time for AVX-512 from the same files (symbolic links into TFKernels); TFModel
+        // picks one set per forward pass from the CPU (runtime dispatch, TRANSFACE_ISA caps it).
+        .target(name: "TFKernelsAVX512", dependencies: ["TFCore"], swiftSettings: [.unsafeFlags(["-O"] + avx512CPUFlags)]),
+        .target(name: "TFModel", dependencies: ["TFCore", "TFKernels", "TFKernelsAVX512", "TransFaceProto", "CProtobufC", "CZlib"]),
         // Images: decoding (libjpeg-turbo, libpng, PGM/PPM) and 5-point alignment.
         .target(name: "TFImage", dependencies: ["TFCore", "CTurboJPEG", "CPNG"]),
         // Datasets: RecordIO, image folders, lists, pairs, .bin sets, the threaded loader.
@@ -74,7 +81,7 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], resources: [.copy("Configs")]),
         .target(name: "TFTestSupport", dependencies: ["TFCore", "TFModel"], path: "Tests/TFTestSupport"),
-        .testTarget(name: "TFKernelsTests", dependencies: ["TFKernels", "TFTestSupport"]),
+        .testTarget(name: "TFKernelsTests", dependencies: ["TFKernels", "TFKernelsAVX512", "TFTestSupport"]),
         .testTarget(name: "TFModelTests", dependencies: ["TFModel", "TFTestSupport"]),
         .testTarget(name: "TFImageTests", dependencies: ["TFImage", "TFTestSupport"]),
         .testTarget(name: "TFDataTests", dependencies: ["TFData", "TFTestSupport"]),

@@ -10,6 +10,9 @@ public enum BLAS {
     /// Whether this CPU has the instructions the kernels are compiled for (x86-64: AVX2 + FMA).
     public static var cpuSupportsKernels: Bool { transface_cpu_supports_kernels() != 0 }
 
+    /// Whether this CPU has what the AVX-512 twins of the kernels are compiled for (x86-64-v4).
+    public static var cpuSupportsAVX512Kernels: Bool { transface_cpu_supports_avx512() != 0 }
+
     /// The OpenBLAS kernel family in use (e.g. "Haswell").
     public static var coreName: String { String(cString: openblas_get_corename()) }
 

@@ -49,6 +49,8 @@ public final class ViTForward {
     /// Arithmetic of the token GEMMs.
     public let precision: Precision
     private let linears: ViTLinears
+    /// Which build of our own kernels runs (AVX-512 or AVX2).
+    private let kernels: KernelDispatch
     private let lut: [Float]
     private let reverseChannels: Bool
     public private(set) var lastCount = 0
@@ -68,7 +70,11 @@ public final class ViTForward {
         self.buffers = try ForwardBuffers(config: config, batch: maxBatch, workers: pool.threadCount,
                                           keepActivations: keepActivations)
         self.linears = try ViTLinears(config: config, precision: precision, workers: pool.threadCount)
+        self.kernels = try KernelDispatch()
     }
+
+    /// The vector width of our own kernels in this pass ("avx512" or "avx2").
+    public var kernelISA: String { kernels.name }
 
     /// Bytes of workspace held (activations and packed GEMM weights).
     public var workspaceBytes: Int { buffers.bytes + linears.bytes }
@@ -200,10 +206,9 @@ public final class ViTForward {
         p.profile.time(.attention) { pool.run { worker in
             for task in WorkerPool.split(tasks, parts: pool.threadCount, index: worker) {
                 let b = task / c.numHeads
-                attentionHeadForward(out: a.attention + b * tb * d, probs: a.probabilities(task: task, worker: worker),
-                                     qkv: a.qkv + b * tb * 3 * d, tokens: tb, dim: d, heads: c.numHeads,
-                                     head: task % c.numHeads,
-                                     scratch: bufs.attentionScratch + worker * bufs.attentionScratchCount)
+                kernels.attentionHead(a.attention + b * tb * d, a.probabilities(task: task, worker: worker),
+                                      a.qkv + b * tb * 3 * d, tb, d, c.numHeads, task % c.numHeads,
+                                      bufs.attentionScratch + worker * bufs.attentionScratchCount)
             }
         } }
         try residualBranch(l.proj, x: a.attention, bias: blk.projBias, stream: a.input, out: a.middle,

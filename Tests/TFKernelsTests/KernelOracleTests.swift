@@ -34,7 +34,16 @@ final class KernelOracleTests: XCTestCase {
 
     /// Both attention paths against a double-precision oracle: OpenBLAS (head size 8) and the
     /// register-tiled kernel (head sizes 16 and 32, token counts with partial tiles, 144).
+    typealias AttentionHead = (_ out: UnsafeMutablePointer<Float>, _ probs: UnsafeMutablePointer<Float>, _ qkv: UnsafePointer<Float>,
+                               _ tokens: Int, _ dim: Int, _ heads: Int, _ head: Int, _ scratch: UnsafeMutablePointer<Float>) -> Void
+    typealias Softmax = (_ x: UnsafeMutablePointer<Float>, _ rows: Int, _ cols: Int) -> Void
+
     func testAttentionHead() {
+        checkAttentionHead { attentionHeadForward(out: $0, probs: $1, qkv: $2, tokens: $3, dim: $4, heads: $5, head: $6, scratch: $7) }
+    }
+
+    /// Either build of `attentionHeadForward` (AVX2 or AVX-512) against a float64 oracle.
+    func checkAttentionHead(_ attention: AttentionHead, line: UInt = #line) {
         for (tokens, dim, heads) in [(13, 24, 3), (13, 48, 3), (37, 64, 2), (144, 64, 2), (5, 32, 1)] {
             let hd = dim / heads
             let qkv = random(tokens * 3 * dim)
@@ -42,7 +51,7 @@ final class KernelOracleTests: XCTestCase {
             var scratch = [Float](repeating: .nan, count: attentionScratchCount(tokens: tokens, headDim: hd))
             var allProbs = [Float]()
             for h in 0..<heads {
-                attentionHeadForward(out: &out, probs: &probs, qkv: qkv, tokens: tokens, dim: dim, heads: heads, head: h, scratch: &scratch)
+                attention(&out, &probs, qkv, tokens, dim, heads, h, &scratch)
                 allProbs += probs
             }
             let q = qkv.map(Double.init)
@@ -67,8 +76,8 @@ final class KernelOracleTests: XCTestCase {
                     }
                 }
             }
-            assertClose(out, expected, "attention \(tokens) tokens, head size \(hd)")
-            assertClose(allProbs, expectedProbs, "attention probabilities \(tokens) tokens, head size \(hd)")
+            assertClose(out, expected, "attention \(tokens) tokens, head size \(hd)", line: line)
+            assertClose(allProbs, expectedProbs, "attention probabilities \(tokens) tokens, head size \(hd)", line: line)
         }
     }
 
@@ -122,10 +131,15 @@ final class KernelOracleTests: XCTestCase {
 
     /// The vectorised exp against libm over softmax's range and beyond.
     func testSoftmaxMatchesExactExp() {
+        checkSoftmax { softmaxRowsForward($0, rows: $1, cols: $2) }
+    }
+
+    /// Either build of `softmaxRowsForward` against exact exponentials in float64.
+    func checkSoftmax(_ softmax: Softmax, line: UInt = #line) {
         for cols in [144, 16, 19, 3] {
             let x = random(4 * cols, scale: 30)
             var y = x
-            softmaxRowsForward(&y, rows: 4, cols: cols)
+            softmax(&y, 4, cols)
             var expected = [Double]()
             for r in 0..<4 {
                 let row = x[(r * cols)..<((r + 1) * cols)].map(Double.init)
@@ -133,7 +147,7 @@ final class KernelOracleTests: XCTestCase {
                 let e = row.map { Foundation.exp($0 - m) }
                 expected += e.map { $0 / e.reduce(0, +) }
             }
-            assertClose(y, expected, rtol: 1e-6, "softmax \(cols) columns")
+            assertClose(y, expected, rtol: 1e-6, "softmax \(cols) columns", line: line)
         }
     }
 

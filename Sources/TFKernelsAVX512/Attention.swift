@@ -1,0 +1,1 @@
+../TFKernels/Attention.swift
