@@ -42,12 +42,6 @@ static int fail(char *error, size_t size, const char *format, ...) {
     return 1;
 }
 
-#define TRY(call, what)                                                                      \
-    do {                                                                                     \
-        dnnl_status_t s_ = (call);                                                           \
-        if (s_ != dnnl_success) return fail(error, error_size, "oneDNN: %s failed (status %d)", what, (int)s_); \
-    } while (0)
-
 static int ensure_engine(char *error, size_t error_size) {
     /* Callers create primitives under their own lock (Swift's MatmulBackend), so this runs once. */
     if (engine_status < 0) engine_status = dnnl_engine_create(&engine, dnnl_cpu, 0) == dnnl_success ? 0 : 1;
@@ -90,19 +84,24 @@ const char *tf_matmul_library_version(void) {
     return text;
 }
 
-int tf_matmul_create(tf_matmul **out, int64_t m, int64_t n, int64_t k, int64_t ldx, int64_t ldy,
-                     tf_matmul_precision precision, tf_matmul_epilogue epilogue, char *error, size_t error_size) {
+int tf_matmul_create(tf_matmul **out, const tf_matmul_shape *sh, char *error, size_t error_size) {
     *out = NULL;
-    if (m < 1 || n < 1 || k < 1 || ldx < k || ldy < n)
-        return fail(error, error_size, "matmul shape %lldx%lldx%lld (ldx %lld, ldy %lld) is invalid",
-                    (long long)m, (long long)n, (long long)k, (long long)ldx, (long long)ldy);
+    int64_t m = sh->m, n = sh->n, k = sh->k;
+    if (m < 1 || n < 1 || k < 1 || sh->ldy < n || sh->a_row_stride < 1 || sh->a_col_stride < 1 ||
+        sh->b_row_stride < 1 || sh->b_col_stride < 1)
+        return fail(error, error_size, "matmul shape %lldx%lldx%lld (ldy %lld) or its strides are invalid",
+                    (long long)m, (long long)n, (long long)k, (long long)sh->ldy);
+    if (sh->precision == TF_MATMUL_BF16 && !sh->packed_b)
+        return fail(error, error_size, "bf16 matmuls take packed weights only");
     if (ensure_engine(error, error_size)) return 1;
     tf_matmul *mm = calloc(1, sizeof *mm);
     if (!mm) return fail(error, error_size, "out of memory");
-    mm->m = m; mm->n = n; mm->k = k; mm->precision = precision; mm->epilogue = epilogue;
-    dnnl_data_type_t in_type = precision == TF_MATMUL_BF16 ? dnnl_bf16 : dnnl_f32;
+    mm->m = m; mm->n = n; mm->k = k; mm->precision = sh->precision; mm->epilogue = sh->epilogue;
+    int bf16 = sh->precision == TF_MATMUL_BF16, has_bias = sh->epilogue == TF_MATMUL_BIAS || sh->epilogue == TF_MATMUL_BIAS_ACCUMULATE;
+    dnnl_data_type_t in_type = bf16 ? dnnl_bf16 : dnnl_f32;
     dnnl_dims_t src_dims = {m, k}, weight_dims = {k, n}, dst_dims = {m, n}, bias_dims = {1, n};
-    dnnl_dims_t user_src_strides = {ldx, 1}, dst_strides = {ldy, 1}, user_weight_strides = {1, k};
+    dnnl_dims_t user_src_strides = {sh->a_row_stride, sh->a_col_stride}, dst_strides = {sh->ldy, 1};
+    dnnl_dims_t user_weight_strides = {sh->b_row_stride, sh->b_col_stride};
     dnnl_memory_desc_t any_weight;
     dnnl_primitive_attr_t attr = NULL;
     dnnl_post_ops_t post_ops = NULL;
@@ -110,21 +109,21 @@ int tf_matmul_create(tf_matmul **out, int64_t m, int64_t n, int64_t k, int64_t l
     int rc = 1;
 #define STEP(call, what) do { if ((call) != dnnl_success) { fail(error, error_size, "oneDNN: %s failed", what); goto done; } } while (0)
     STEP(dnnl_memory_desc_init_by_strides(&mm->user_src_md, 2, src_dims, dnnl_f32, user_src_strides), "source descriptor");
-    if (precision == TF_MATMUL_BF16) {
+    if (bf16) {
         STEP(dnnl_memory_desc_init_by_tag(&mm->src_md, 2, src_dims, dnnl_bf16, dnnl_ab), "bf16 source descriptor");
     } else {
         mm->src_md = mm->user_src_md;
     }
-    STEP(dnnl_memory_desc_init_by_tag(&any_weight, 2, weight_dims, in_type, dnnl_format_tag_any), "weight descriptor");
     STEP(dnnl_memory_desc_init_by_strides(&mm->user_weight_md, 2, weight_dims, dnnl_f32, user_weight_strides), "user weight descriptor");
+    STEP(dnnl_memory_desc_init_by_tag(&any_weight, 2, weight_dims, in_type, dnnl_format_tag_any), "weight descriptor");
     STEP(dnnl_memory_desc_init_by_strides(&mm->dst_md, 2, dst_dims, dnnl_f32, dst_strides), "destination descriptor");
     STEP(dnnl_memory_desc_init_by_tag(&mm->bias_md, 2, bias_dims, dnnl_f32, dnnl_ab), "bias descriptor");
     dnnl_matmul_desc_t desc;
-    STEP(dnnl_matmul_desc_init(&desc, &mm->src_md, &any_weight, epilogue == TF_MATMUL_PLAIN ? NULL : &mm->bias_md, &mm->dst_md),
-         "matmul descriptor");
+    STEP(dnnl_matmul_desc_init(&desc, &mm->src_md, sh->packed_b ? &any_weight : &mm->user_weight_md,
+                               has_bias ? &mm->bias_md : NULL, &mm->dst_md), "matmul descriptor");
     STEP(dnnl_primitive_attr_create(&attr), "attributes");
     STEP(dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user), "scratchpad mode");
-    if (epilogue == TF_MATMUL_BIAS_ACCUMULATE) {
+    if (sh->epilogue == TF_MATMUL_BIAS_ACCUMULATE || sh->epilogue == TF_MATMUL_ACCUMULATE) {
         STEP(dnnl_post_ops_create(&post_ops), "post-ops");
         STEP(dnnl_post_ops_append_sum(post_ops, 1.0f), "sum post-op");
         STEP(dnnl_primitive_attr_set_post_ops(attr, post_ops), "post-ops attribute");
@@ -136,7 +135,7 @@ int tf_matmul_create(tf_matmul **out, int64_t m, int64_t n, int64_t k, int64_t l
     mm->weight_md = *dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
     mm->scratch_md = *dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
     STEP(dnnl_primitive_create(&mm->primitive, pd), "matmul primitive");
-    if (precision == TF_MATMUL_BF16) {
+    if (bf16) {
         dnnl_primitive_desc_t rpd;
         STEP(dnnl_reorder_primitive_desc_create(&rpd, &mm->user_src_md, engine, &mm->src_md, engine, NULL), "bf16 conversion");
         dnnl_status_t s = dnnl_primitive_create(&mm->to_bf16, rpd);
@@ -168,11 +167,8 @@ int tf_matmul_same_weight_layout(const tf_matmul *a, const tf_matmul *b) {
     return dnnl_memory_desc_equal(&a->weight_md, &b->weight_md);
 }
 
-int tf_matmul_pack_weight(const tf_matmul *mm, const float *weight, int64_t ldw, void *packed, char *error,
-                          size_t error_size) {
-    dnnl_dims_t dims = {mm->k, mm->n}, strides = {1, ldw};
-    dnnl_memory_desc_t user_md;
-    TRY(dnnl_memory_desc_init_by_strides(&user_md, 2, dims, dnnl_f32, strides), "weight descriptor");
+int tf_matmul_pack_weight(const tf_matmul *mm, const float *weight, void *packed, char *error, size_t error_size) {
+    const dnnl_memory_desc_t user_md = mm->user_weight_md;
     dnnl_memory_t user = NULL, dst = NULL;
     dnnl_primitive_desc_t rpd = NULL;
     dnnl_primitive_t reorder = NULL;
@@ -240,13 +236,14 @@ void tf_matmul_exec_free(tf_matmul_exec *e) {
 int tf_matmul_run(tf_matmul_exec *e, const float *x, const void *packed_weight, const float *bias, float *y,
                   char *error, size_t error_size) {
     const tf_matmul *mm = e->matmul;
-    if (mm->epilogue != TF_MATMUL_PLAIN && !bias) return fail(error, error_size, "matmul epilogue needs a bias");
+    int has_bias = mm->epilogue == TF_MATMUL_BIAS || mm->epilogue == TF_MATMUL_BIAS_ACCUMULATE;
+    if (has_bias && !bias) return fail(error, error_size, "matmul epilogue needs a bias");
     int threads = omp_get_max_threads();
     if (threads != 1) omp_set_num_threads(1);
     int rc = 1;
     if (dnnl_memory_set_data_handle_v2(e->weight, (void *)packed_weight, NULL) != dnnl_success ||
         dnnl_memory_set_data_handle_v2(e->dst, y, NULL) != dnnl_success ||
-        (bias && dnnl_memory_set_data_handle_v2(e->bias, (void *)bias, NULL) != dnnl_success)) {
+        (has_bias && dnnl_memory_set_data_handle_v2(e->bias, (void *)bias, NULL) != dnnl_success)) {
         fail(error, error_size, "oneDNN: cannot bind the matmul's buffers");
         goto done;
     }
@@ -266,7 +263,7 @@ int tf_matmul_run(tf_matmul_exec *e, const float *x, const void *packed_weight, 
     }
     dnnl_exec_arg_t args[5] = {{DNNL_ARG_SRC, e->src}, {DNNL_ARG_WEIGHTS, e->weight}, {DNNL_ARG_DST, e->dst},
                                {DNNL_ARG_SCRATCHPAD, e->scratch}, {DNNL_ARG_BIAS, e->bias}};
-    if (dnnl_primitive_execute(mm->primitive, e->stream, mm->epilogue == TF_MATMUL_PLAIN ? 4 : 5, args) != dnnl_success) {
+    if (dnnl_primitive_execute(mm->primitive, e->stream, has_bias ? 5 : 4, args) != dnnl_success) {
         fail(error, error_size, "oneDNN: matmul failed");
         goto done;
     }

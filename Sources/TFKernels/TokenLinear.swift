@@ -23,24 +23,37 @@ public enum LinearEpilogue: Sendable {
 }
 
 /// A token-wise Linear (PyTorch `nn.Linear`, W stored [out × in]) over the images of a batch,
-/// on the matmul backend with W packed once into its blocked layout (`pack`).
+/// on the matmul backend: the forward product and, for training, both backward products.
+/// The forward (and input-gradient) products read W packed once into the backend's blocked
+/// layout (`pack`, `packForBackward`).
 ///
 /// Every image's `tokens` rows are cut into `tilesPerImage` fixed row tiles and each tile is one
 /// product of a fixed shape, so a row's result never depends on the batch it arrives in; the
-/// workers of the pool take contiguous runs of tiles. Primitives for a tile shape and epilogue are
-/// made on first use (then reused: nothing is allocated per call once a shape has been seen).
+/// workers of the pool take contiguous runs of tiles. Primitives for a shape are made on first
+/// use, then reused: nothing is allocated per call once a shape has been seen.
 public final class TokenLinear {
     public let inFeatures: Int
     public let outFeatures: Int
     public let precision: Precision
     private let workers: Int
-    private var packed: UnsafeMutableRawPointer?
-    private var packedBytes = 0
+    private var forwardWeight = PackedWeight(), inputGradientWeight = PackedWeight()
     private var kernels: [Key: Kernel] = [:]
     private let messages: UnsafeMutablePointer<CChar>
     private static let messageSize = 256
 
-    private struct Key: Hashable { let rows: Int; let epilogue: LinearEpilogue }
+    /// Which of the three products, on how many rows (and, for the weight gradient, over how many).
+    private enum Product: Hashable {
+        case forward(LinearEpilogue), inputGradient, weightGradient(rows: Int)
+
+        /// Whether two products read the same packed weight (all forward epilogues share one).
+        func sharesPacking(with other: Self) -> Bool {
+            switch (self, other) {
+            case (.forward, .forward), (.inputGradient, .inputGradient): return true
+            default: return false
+            }
+        }
+    }
+    private struct Key: Hashable { let product: Product; let m: Int }
 
     /// One primitive and an execution state per worker.
     private final class Kernel {
@@ -52,6 +65,12 @@ public final class TokenLinear {
             for e in execs { tf_matmul_exec_free(e) }
             tf_matmul_free(matmul)
         }
+    }
+
+    /// A weight in the backend's layout for one product.
+    private struct PackedWeight {
+        var data: UnsafeMutableRawPointer?
+        var bytes = 0
     }
 
     public init(inFeatures: Int, outFeatures: Int, precision: Precision, workers: Int) throws {
@@ -67,32 +86,27 @@ public final class TokenLinear {
 
     deinit {
         kernels.removeAll()
-        free(packed)
+        free(forwardWeight.data)
+        free(inputGradientWeight.data)
         messages.deallocate()
     }
 
-    /// Bytes of the packed weight.
-    public var weightBytes: Int { packedBytes }
+    /// Bytes of the packed weights.
+    public var weightBytes: Int { forwardWeight.bytes + inputGradientWeight.bytes }
 
     /// The backend's implementation name for the first kernel made (e.g. "brg:avx512_core").
     public var implementation: String? {
         kernels.values.first.map { String(cString: tf_matmul_implementation($0.matmul)) }
     }
 
-    /// Packs `weight` [outFeatures × inFeatures] (row-major) for the products that follow.
+    /// Packs `weight` [outFeatures × inFeatures] (row-major) for the forward products that follow.
     public func pack(_ weight: UnsafePointer<Float>) throws {
-        let kernel = try self.kernel(rows: 1, epilogue: .plain)
-        let bytes = tf_matmul_packed_weight_bytes(kernel.matmul)
-        if packed == nil || bytes != packedBytes {
-            free(packed)
-            packed = nil
-            guard let p = aligned_alloc(64, (bytes + 63) / 64 * 64) else {
-                throw TransFaceError(.outOfMemory, "cannot allocate \(bytes) bytes of packed weights")
-            }
-            packed = p
-            packedBytes = bytes
-        }
-        try call { tf_matmul_pack_weight(kernel.matmul, weight, Int64(inFeatures), packed, $0, $1) }
+        try pack(weight, into: &forwardWeight, using: try kernel(.forward(.plain), m: 1))
+    }
+
+    /// Packs `weight` for the input-gradient products that follow (float32 only).
+    public func packForBackward(_ weight: UnsafePointer<Float>) throws {
+        try pack(weight, into: &inputGradientWeight, using: try kernel(.inputGradient, m: 1))
     }
 
     /// `out[r, :] = epilogue(x[r, :]·Wᵀ)` for the `images × tokens` rows of `x` [rows × in] into
@@ -100,28 +114,66 @@ public final class TokenLinear {
     public func forward(pool: WorkerPool, images: Int, tokens: Int, tilesPerImage: Int,
                         x: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>,
                         bias: UnsafePointer<Float>? = nil, epilogue: LinearEpilogue = .plain) throws {
-        guard let packed else { throw TransFaceError(.misuse, "TokenLinear used before its weight was packed") }
-        try require(pool.threadCount <= workers, "pool of \(pool.threadCount) workers exceeds the Linear's \(workers)")
-        try require(tilesPerImage >= 1 && tilesPerImage <= tokens, "\(tilesPerImage) tiles for \(tokens) tokens")
         if epilogue != .plain { try require(bias != nil, "Linear epilogue \(epilogue) needs a bias") }
+        try tiled(.forward(epilogue), weight: forwardWeight, pool: pool, images: images, tokens: tokens,
+                  tilesPerImage: tilesPerImage, a: x, aRow: inFeatures, bias: bias, out: out, outRow: outFeatures)
+    }
+
+    /// Input gradient `dx[r, :] = dy[r, :]·W` (written) for the `images × tokens` rows of
+    /// `dy` [rows × out], tiled as `forward`.
+    public func backwardInput(pool: WorkerPool, images: Int, tokens: Int, tilesPerImage: Int,
+                              dy: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>) throws {
+        try tiled(.inputGradient, weight: inputGradientWeight, pool: pool, images: images, tokens: tokens,
+                  tilesPerImage: tilesPerImage, a: dy, aRow: outFeatures, bias: nil, out: dx, outRow: inFeatures)
+    }
+
+    /// Weight gradient `dweight += dyᵀ·x` over `rows` rows of `dy` [rows × out] and `x`
+    /// [rows × in]; the output features are split between the workers (each owns whole rows of dW).
+    public func backwardWeights(pool: WorkerPool, rows: Int, dy: UnsafePointer<Float>, x: UnsafePointer<Float>,
+                                dweight: UnsafeMutablePointer<Float>) throws {
+        try require(rows >= 1, "weight gradient over \(rows) rows")
+        let parts = min(pool.threadCount, outFeatures)
+        let spans = (0..<parts).map { WorkerPool.split(outFeatures, parts: parts, index: $0) }
+        let sized = try Set(spans.map(\.count)).reduce(into: [Int: Kernel]()) { $0[$1] = try kernel(.weightGradient(rows: rows), m: $1) }
+        let inF = inFeatures
+        try dispatch(pool: pool, kernels: Array(sized.values)) { worker, message in
+            guard worker < parts else { return true }
+            let span = spans[worker]
+            return tf_matmul_run(sized[span.count]!.execs[worker], dy + span.lowerBound, x, nil,
+                                 dweight + span.lowerBound * inF, message, TokenLinear.messageSize) == 0
+        }
+    }
+
+    private func tiled(_ product: Product, weight: PackedWeight, pool: WorkerPool, images: Int, tokens: Int, tilesPerImage: Int,
+                       a: UnsafePointer<Float>, aRow: Int, bias: UnsafePointer<Float>?,
+                       out: UnsafeMutablePointer<Float>, outRow: Int) throws {
+        guard let packed = weight.data else { throw TransFaceError(.misuse, "TokenLinear used before its weight was packed") }
+        try require(tilesPerImage >= 1 && tilesPerImage <= tokens, "\(tilesPerImage) tiles for \(tokens) tokens")
         // Tile sizes differ by at most one row: at most two kernels.
-        let large = try kernel(rows: WorkerPool.split(tokens, parts: tilesPerImage, index: 0).count, epilogue: epilogue)
-        let small = try kernel(rows: WorkerPool.split(tokens, parts: tilesPerImage, index: tilesPerImage - 1).count,
-                               epilogue: epilogue)
+        let large = try kernel(product, m: WorkerPool.split(tokens, parts: tilesPerImage, index: 0).count)
+        let small = try kernel(product, m: WorkerPool.split(tokens, parts: tilesPerImage, index: tilesPerImage - 1).count)
         let tasks = images * tilesPerImage
-        let inF = inFeatures, outF = outFeatures, messages = self.messages, size = TokenLinear.messageSize
-        withExtendedLifetime((large, small)) {
+        try dispatch(pool: pool, kernels: [large, small]) { worker, message in
+            for task in WorkerPool.split(tasks, parts: pool.threadCount, index: worker) {
+                let tile = WorkerPool.split(tokens, parts: tilesPerImage, index: task % tilesPerImage)
+                let row = (task / tilesPerImage) * tokens + tile.lowerBound
+                let k = tile.count == large.rows ? large : small
+                if tf_matmul_run(k.execs[worker], a + row * aRow, packed, bias, out + row * outRow, message,
+                                 TokenLinear.messageSize) != 0 { return false }
+            }
+            return true
+        }
+    }
+
+    /// Runs `body(worker, message)` on every worker; a `false` return leaves a message that is thrown.
+    private func dispatch(pool: WorkerPool, kernels: [Kernel], _ body: (Int, UnsafeMutablePointer<CChar>) -> Bool) throws {
+        try require(pool.threadCount <= workers, "pool of \(pool.threadCount) workers exceeds the Linear's \(workers)")
+        let messages = self.messages, size = TokenLinear.messageSize
+        withExtendedLifetime(kernels) {
             pool.run { worker in
                 let message = messages + worker * size
                 message[0] = 0
-                for task in WorkerPool.split(tasks, parts: pool.threadCount, index: worker) {
-                    let tile = WorkerPool.split(tokens, parts: tilesPerImage, index: task % tilesPerImage)
-                    let row = (task / tilesPerImage) * tokens + tile.lowerBound
-                    let k = tile.count == large.rows ? large : small
-                    if tf_matmul_run(k.execs[worker], x + row * inF, packed, bias, out + row * outF, message, size) != 0 {
-                        return
-                    }
-                }
+                if !body(worker, message) && message[0] == 0 { message[0] = 63 }  // "?"
             }
         }
         for w in 0..<pool.threadCount where messages[w * size] != 0 {
@@ -129,16 +181,48 @@ public final class TokenLinear {
         }
     }
 
-    private func kernel(rows: Int, epilogue: LinearEpilogue) throws -> Kernel {
-        let key = Key(rows: rows, epilogue: epilogue)
+    private func pack(_ weight: UnsafePointer<Float>, into target: inout PackedWeight, using kernel: Kernel) throws {
+        let bytes = tf_matmul_packed_weight_bytes(kernel.matmul)
+        if target.data == nil || bytes != target.bytes {
+            free(target.data)
+            target = PackedWeight()
+            guard let p = aligned_alloc(64, (bytes + 63) / 64 * 64) else {
+                throw TransFaceError(.outOfMemory, "cannot allocate \(bytes) bytes of packed weights")
+            }
+            target = PackedWeight(data: p, bytes: bytes)
+        }
+        let destination = target.data
+        try call { tf_matmul_pack_weight(kernel.matmul, weight, destination, $0, $1) }
+    }
+
+    /// The kernel for `product` on `m` rows, made on first use. Kernels of one product share
+    /// the packed layout (checked).
+    private func kernel(_ product: Product, m: Int) throws -> Kernel {
+        let key = Key(product: product, m: m)
         if let k = kernels[key] { return k }
+        let inF = Int64(inFeatures), outF = Int64(outFeatures)
+        var shape = tf_matmul_shape()
+        shape.m = Int64(m)
+        shape.precision = precision == .bf16 ? TF_MATMUL_BF16 : TF_MATMUL_F32
+        shape.packed_b = 1
+        switch product {
+        case .forward(let epilogue):          // x[m × in] · Wᵀ
+            (shape.n, shape.k, shape.a_row_stride, shape.a_col_stride) = (outF, inF, inF, 1)
+            (shape.b_row_stride, shape.b_col_stride, shape.ldy, shape.epilogue) = (1, inF, outF, epilogue.code)
+        case .inputGradient:                  // dy[m × out] · W
+            try require(precision == .fp32, "backward products run in float32")
+            (shape.n, shape.k, shape.a_row_stride, shape.a_col_stride) = (inF, outF, outF, 1)
+            (shape.b_row_stride, shape.b_col_stride, shape.ldy, shape.epilogue) = (inF, 1, inF, TF_MATMUL_PLAIN)
+        case .weightGradient(let rows):       // dW[m × in] += dyᵀ[m × rows] · x[rows × in]
+            try require(precision == .fp32, "backward products run in float32")
+            (shape.n, shape.k, shape.a_row_stride, shape.a_col_stride) = (inF, Int64(rows), 1, outF)
+            (shape.b_row_stride, shape.b_col_stride, shape.ldy, shape.epilogue) = (inF, 1, inF, TF_MATMUL_ACCUMULATE)
+            shape.packed_b = 0
+        }
         let k = try MatmulBackend.creating { () throws -> Kernel in
             var handle: OpaquePointer?
-            try call {
-                tf_matmul_create(&handle, Int64(rows), Int64(outFeatures), Int64(inFeatures), Int64(inFeatures),
-                                 Int64(outFeatures), precision == .bf16 ? TF_MATMUL_BF16 : TF_MATMUL_F32, epilogue.code, $0, $1)
-            }
-            let kernel = Kernel(handle!, rows: rows)
+            try call { tf_matmul_create(&handle, &shape, $0, $1) }
+            let kernel = Kernel(handle!, rows: m)
             for _ in 0..<workers {
                 var exec: OpaquePointer?
                 try call { tf_matmul_exec_create(kernel.matmul, &exec, $0, $1) }
@@ -146,8 +230,10 @@ public final class TokenLinear {
             }
             return kernel
         }
-        if let first = kernels.values.first, tf_matmul_same_weight_layout(first.matmul, k.matmul) == 0 {
-            throw TransFaceError(.internal, "oneDNN chose another weight layout for \(rows)-row tiles of a \(inFeatures) → \(outFeatures) Linear")
+        if shape.packed_b != 0,
+           let sibling = kernels.first(where: { $0.key.product.sharesPacking(with: product) })?.value,
+           tf_matmul_same_weight_layout(sibling.matmul, k.matmul) == 0 {
+            throw TransFaceError(.internal, "oneDNN chose another weight layout for \(m)-row tiles of a \(inFeatures) → \(outFeatures) Linear")
         }
         kernels[key] = k
         return k

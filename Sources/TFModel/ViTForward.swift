@@ -48,7 +48,8 @@ public final class ViTForward {
     public let buffers: ForwardBuffers
     /// Arithmetic of the token GEMMs.
     public let precision: Precision
-    private let linears: ViTLinears
+    /// The token Linears (the backward pass runs their gradient products).
+    let linears: ViTLinears
     /// Which build of our own kernels runs (AVX-512 or AVX2).
     private let kernels: KernelDispatch
     private let lut: [Float]
@@ -151,7 +152,7 @@ public final class ViTForward {
 
     /// Row tiles per image of the token GEMMs: one per worker while tiles keep ≥ 16 rows. Fixed
     /// for a pool and token count, so results do not depend on the batch.
-    private func tilesPerImage(_ tokens: Int) -> Int { max(1, min(pool.threadCount, tokens / 16)) }
+    func tilesPerImage(_ tokens: Int) -> Int { max(1, min(pool.threadCount, tokens / 16)) }
 
     private func overRows(_ n: Int, _ body: (Int, Int) -> Void) {
         pool.parallelFor(n) { r in body(r.lowerBound, r.count) }

@@ -36,6 +36,16 @@ final class ViTLinears {
         packedFrom = w.patchWeight
     }
 
+    /// Packs every block Linear's weight for its input-gradient product (training).
+    func packForBackward(_ w: ViTWeights) throws {
+        for (l, b) in zip(blocks, w.blocks) {
+            try l.qkv.packForBackward(b.qkvWeight)
+            try l.proj.packForBackward(b.projWeight)
+            try l.fc1.packForBackward(b.fc1Weight)
+            try l.fc2.packForBackward(b.fc2Weight)
+        }
+    }
+
     /// Forgets the packing: the next `pack` is needed before the Linears run again.
     func invalidate() { packedFrom = nil }
 

@@ -235,6 +235,33 @@ final class KernelOracleTests: XCTestCase {
         }
     }
 
+    func testTokenLinearBackwardProductsMatchOracle() throws {
+        for (images, tokens, k, n) in [(3, 7, 20, 45), (2, 144, 96, 288), (1, 37, 243, 16)] {
+            let rows = images * tokens
+            let x = random(rows * k), w = random(n * k), dy = random(rows * n), dw0 = random(n * k)
+            let linear = try TokenLinear(inFeatures: k, outFeatures: n, precision: .fp32, workers: 3)
+            var unused = [Float](repeating: 0, count: rows * k)
+            XCTAssertThrowsError(try linear.backwardInput(pool: try WorkerPool(threadCount: 1), images: images, tokens: tokens,
+                                                          tilesPerImage: 1, dy: dy, dx: &unused),
+                                 "input gradient before packForBackward")
+            try linear.packForBackward(w)
+            let dxExpected = (0..<(rows * k)).map { i in
+                (0..<n).reduce(0.0) { $0 + Double(dy[(i / k) * n + $1]) * Double(w[$1 * k + i % k]) }
+            }
+            let dwExpected = (0..<(n * k)).map { i in
+                (0..<rows).reduce(Double(dw0[i])) { $0 + Double(dy[$1 * n + i / k]) * Double(x[$1 * k + i % k]) }
+            }
+            for threads in [1, 2, 3] {
+                let pool = try WorkerPool(threadCount: threads)
+                var dx = [Float](repeating: .nan, count: rows * k), dw = dw0
+                try linear.backwardInput(pool: pool, images: images, tokens: tokens, tilesPerImage: min(2, tokens), dy: dy, dx: &dx)
+                try linear.backwardWeights(pool: pool, rows: rows, dy: dy, x: x, dweight: &dw)
+                assertClose(dx, dxExpected, "dX \(images)x\(tokens)x\(k)→\(n), \(threads) threads")
+                assertClose(dw, dwExpected, "dW \(images)x\(tokens)x\(k)→\(n), \(threads) threads")
+            }
+        }
+    }
+
     func testTokenLinearRowsDoNotDependOnTheBatch() throws {
         let tokens = 144, k = 64, n = 96
         let x = random(5 * tokens * k), w = random(n * k)

@@ -1,10 +1,11 @@
 import TFCore
 import TFKernels
-import TFModel
 
 /// Backward pass of the TransFace ViT through the activations a training-mode `ViTForward`
 /// (`keepActivations: true`) kept. Parameter gradients accumulate into a slab laid out like
-/// the parameters (`ViTWeights` over the gradient slab); the workspace is allocated once.
+/// the parameters (`ViTWeights` over the gradient slab); the workspace is allocated once. The
+/// token Linears' two backward products run on the forward pass's `TokenLinear`s (matmul
+/// backend; W packed for the input gradient at the start of each run), the head's on OpenBLAS.
 public final class ViTBackward {
     public let config: ViTConfig
     public let batch: Int
@@ -47,6 +48,14 @@ public final class ViTBackward {
             throw TransFaceError(.misuse, "the forward pass did not keep its activations (keepActivations: false)")
         }
         func overRows(_ n: Int, _ body: (Int, Int) -> Void) { pool.parallelFor(n) { r in body(r.lowerBound, r.count) } }
+        try forward.linears.packForBackward(w)
+        let tiles = forward.tilesPerImage(tb)
+        /// dW += dyᵀ·x and dx = dy·W of a block Linear over the kept tokens.
+        func linearBackward(_ l: TokenLinear, dy: UnsafeMutablePointer<Float>, x: UnsafeMutablePointer<Float>,
+                            dweight: UnsafeMutablePointer<Float>, dx: UnsafeMutablePointer<Float>) throws {
+            try l.backwardWeights(pool: pool, rows: batch * tb, dy: dy, x: x, dweight: dweight)
+            try l.backwardInput(pool: pool, images: batch, tokens: tb, tilesPerImage: tiles, dy: dy, dx: dx)
+        }
 
         // Head: BN3 ← Linear(D→E) ← BN1 ← Linear(P·D→D).
         batchNormTrainBackward(dx: dfE, dweight: g.feature3.weight, dbias: g.feature3.bias, dy: dEmbedding, x: f.f2,
@@ -107,31 +116,22 @@ public final class ViTBackward {
                   dweight: g.normWeight, dbias: g.normBias)
 
         for i in stride(from: c.depth - 1, through: 0, by: -1) {
-            let a = f.blocks[i], blk = w.blocks[i], gb = g.blocks[i]
+            let a = f.blocks[i], blk = w.blocks[i], gb = g.blocks[i], l = forward.linears.blocks[i]
             let scales = noise?.branchScales.map { Array($0[(i * 2 * batch)..<((i * 2 + 2) * batch)]) }
             // MLP branch: the gradient of fc2's output is dx (times the drop-path scale).
             let dMLP = branchGradient(scales.map { Array($0.suffix(batch)) })
             biasBackward(gb.fc2Bias, dMLP, d)
-            BLAS.linearBackwardWeights(pool: pool, rows: rows, inFeatures: hid, outFeatures: d, dy: dMLP, x: a.hidden,
-                                       dweight: gb.fc2Weight)
-            BLAS.linearBackwardInput(pool: pool, rows: rows, inFeatures: hid, outFeatures: d, dy: dMLP,
-                                     weight: blk.fc2Weight, dx: dhidden)
+            try linearBackward(l.fc2, dy: dMLP, x: a.hidden, dweight: gb.fc2Weight, dx: dhidden)
             overRows(rows) { lo, n in relu6Backward(dhidden + lo * hid, output: a.hidden + lo * hid, count: n * hid) }
             biasBackward(gb.fc1Bias, dhidden, hid)
-            BLAS.linearBackwardWeights(pool: pool, rows: rows, inFeatures: d, outFeatures: hid, dy: dhidden, x: a.norm2,
-                                       dweight: gb.fc1Weight)
-            BLAS.linearBackwardInput(pool: pool, rows: rows, inFeatures: d, outFeatures: hid, dy: dhidden,
-                                     weight: blk.fc1Weight, dx: dn)
+            try linearBackward(l.fc1, dy: dhidden, x: a.norm2, dweight: gb.fc1Weight, dx: dn)
             layerNorm(dout: dn, x: a.middle, mean: a.mean2!, rstd: a.rstd2!, weight: blk.norm2Weight,
                       dweight: gb.norm2Weight, dbias: gb.norm2Bias)
 
             // Attention branch: dx is now the gradient of the block's middle stream.
             let dProj = branchGradient(scales.map { Array($0.prefix(batch)) })
             biasBackward(gb.projBias, dProj, d)
-            BLAS.linearBackwardWeights(pool: pool, rows: rows, inFeatures: d, outFeatures: d, dy: dProj, x: a.attention,
-                                       dweight: gb.projWeight)
-            BLAS.linearBackwardInput(pool: pool, rows: rows, inFeatures: d, outFeatures: d, dy: dProj,
-                                     weight: blk.projWeight, dx: dattn)
+            try linearBackward(l.proj, dy: dProj, x: a.attention, dweight: gb.projWeight, dx: dattn)
             let tasks = batch * c.numHeads
             pool.run { worker in
                 for task in WorkerPool.split(tasks, parts: pool.threadCount, index: worker) {
@@ -142,10 +142,7 @@ public final class ViTBackward {
                                           head: task % c.numHeads)
                 }
             }
-            BLAS.linearBackwardWeights(pool: pool, rows: rows, inFeatures: d, outFeatures: 3 * d, dy: dqkv, x: a.norm1,
-                                       dweight: gb.qkvWeight)
-            BLAS.linearBackwardInput(pool: pool, rows: rows, inFeatures: d, outFeatures: 3 * d, dy: dqkv,
-                                     weight: blk.qkvWeight, dx: dn)
+            try linearBackward(l.qkv, dy: dqkv, x: a.norm1, dweight: gb.qkvWeight, dx: dn)
             layerNorm(dout: dn, x: a.input, mean: a.mean1!, rstd: a.rstd1!, weight: blk.norm1Weight,
                       dweight: gb.norm1Weight, dbias: gb.norm1Bias)
         }
@@ -167,8 +164,7 @@ public final class ViTBackward {
             }
         }
         biasBackward(g.patchBias, dTokens, d)
-        BLAS.linearBackwardWeights(pool: pool, rows: rows, inFeatures: c.patchValues, outFeatures: d, dy: dTokens, x: f.cols,
-                                   dweight: g.patchWeight)
+        try forward.linears.patch.backwardWeights(pool: pool, rows: rows, dy: dTokens, x: f.cols, dweight: g.patchWeight)
 
         /// The gradient of a residual branch's output: dx, or dx times each image's drop-path scale.
         func branchGradient(_ scales: [Float]?) -> UnsafeMutablePointer<Float> {
