@@ -16,6 +16,7 @@ public final class Embedder {
         forward = try ViTForward(config: model.config, preprocess: model.preprocess, maxBatch: maxBatch, pool: pool,
                                  precision: precision)
         weights = ViTWeights(layout: model.layout, config: model.config, base: model.parameters.base)
+        try forward.pack(weights: weights)
     }
 
     public var maxBatch: Int { forward.maxBatch }

@@ -80,6 +80,10 @@ public final class ViTForward {
     /// Bytes of workspace held (activations and packed GEMM weights).
     public var workspaceBytes: Int { buffers.bytes + linears.bytes }
 
+    /// Packs `w` for the runs that follow (a run does it itself when needed; calling this
+    /// first moves the work and the allocation out of the first call).
+    public func pack(weights w: ViTWeights) throws { try linears.pack(w) }
+
     /// Forgets the packed weights: the next run packs its `ViTWeights` again.
     public func invalidatePackedWeights() { linears.invalidate() }
 
@@ -296,9 +300,9 @@ public final class ViTForward {
         let t = config.numPatches, d = config.embedDim, bufs = buffers, patchRows = p.count * t
         if let se = w.se {
             p.profile.time(.head) {
-                rowLinear(t * d, t, bufs.norm, se.w0, bufs.se1, p)
+                rowLinear(t * d, t, bufs.norm, se.w0, linears.rowWeights?.se0, bufs.se1, p)
                 biasActivationForward(bufs.se1, bias: nil, rows: p.count, cols: t, activation: .relu)
-                rowLinear(t, t, bufs.se1, se.w2, bufs.se2, p)
+                rowLinear(t, t, bufs.se1, se.w2, linears.rowWeights?.se2, bufs.se2, p)
                 biasActivationForward(bufs.se2, bias: nil, rows: p.count, cols: t, activation: .sigmoid)
             }
             p.observe("senet", bufs.se2, p.count * t)
@@ -321,14 +325,14 @@ public final class ViTForward {
     private func head(_ w: ViTWeights, mode: ForwardMode, _ p: Pass) {
         let c = config, t = c.numPatches, d = c.embedDim, e = c.embeddingSize, bufs = buffers
         let train = mode != .eval, update = mode == .train(updateRunningStatistics: true)
-        p.profile.time(.head) { rowLinear(t * d, d, bufs.gated, w.feature0Weight, bufs.f0, p) }
+        p.profile.time(.head) { rowLinear(t * d, d, bufs.gated, w.feature0Weight, linears.rowWeights?.feature0, bufs.f0, p) }
         p.observe("feature.0", bufs.f0, p.count * d)
         p.profile.time(.norms) { batchNormForward(out: bufs.f1, x: bufs.f0, rows: p.count, features: d, weight: w.feature1.weight,
                          bias: w.feature1.bias, runningMean: w.feature1.runningMean, runningVar: w.feature1.runningVar,
                          eps: ViTConfig.batchNormEps, useBatchStatistics: train, updateRunning: update,
                          saveMean: bufs.bn1Mean, saveRstd: bufs.bn1Rstd) }
         p.observe("feature.1", bufs.f1, p.count * d)
-        p.profile.time(.head) { rowLinear(d, e, bufs.f1, w.feature2Weight, bufs.f2, p) }
+        p.profile.time(.head) { rowLinear(d, e, bufs.f1, w.feature2Weight, linears.rowWeights?.feature2, bufs.f2, p) }
         p.observe("feature.2", bufs.f2, p.count * e)
         p.profile.time(.norms) { batchNormForward(out: bufs.f3, x: bufs.f2, rows: p.count, features: e, weight: w.feature3.weight,
                          bias: w.feature3.bias, runningMean: w.feature3.runningMean, runningVar: w.feature3.runningVar,
@@ -337,11 +341,18 @@ public final class ViTForward {
         p.observe("feature.3", bufs.f3, p.count * e)
     }
 
-    /// Per-image Linear for the SE and head layers (few long rows), output features split across workers.
-    private func rowLinear(_ inF: Int, _ outF: Int, _ input: UnsafeMutablePointer<Float>,
-                           _ weight: UnsafeMutablePointer<Float>, _ output: UnsafeMutablePointer<Float>, _ p: Pass) {
+    /// Per-image Linear for the SE and head layers (few long rows), output features split across
+    /// workers; reads the bf16 copy of the weight when there is one.
+    private func rowLinear(_ inF: Int, _ outF: Int, _ input: UnsafeMutablePointer<Float>, _ weight: UnsafeMutablePointer<Float>,
+                           _ bf16: UnsafeMutablePointer<UInt16>?, _ output: UnsafeMutablePointer<Float>, _ p: Pass) {
         pool.parallelFor(outF) { r in
-            rowLinearForward(out: output, x: input, weight: weight, rows: p.count, inFeatures: inF, outFeatures: outF, outputs: r)
+            if let bf16 {
+                rowLinearForward(out: output, x: input, weight: BF16Weights(bf16), rows: p.count, inFeatures: inF,
+                                 outFeatures: outF, outputs: r)
+            } else {
+                rowLinearForward(out: output, x: input, weight: UnsafePointer(weight), rows: p.count, inFeatures: inF,
+                                 outFeatures: outF, outputs: r)
+            }
         }
     }
 }

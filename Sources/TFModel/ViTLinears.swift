@@ -9,6 +9,9 @@ final class ViTLinears {
 
     let patch: TokenLinear
     let blocks: [Block]
+    /// bf16 copies of the row Linears' weights (SE and head; bf16 precision only): halves the
+    /// memory traffic that bounds them at small batches.
+    let rowWeights: RowWeightsBF16?
     /// The tensor the current packing was made from (`ViTWeights.patchWeight`), nil before the first.
     private(set) var packedFrom: UnsafeMutablePointer<Float>?
 
@@ -21,6 +24,7 @@ final class ViTLinears {
                   fc1: try TokenLinear(inFeatures: d, outFeatures: h, precision: precision, workers: workers),
                   fc2: try TokenLinear(inFeatures: h, outFeatures: d, precision: precision, workers: workers))
         }
+        rowWeights = precision == .bf16 ? try RowWeightsBF16(config: c) : nil
     }
 
     /// Packs every weight of `w`.
@@ -33,6 +37,7 @@ final class ViTLinears {
             try l.fc1.pack(b.fc1Weight)
             try l.fc2.pack(b.fc2Weight)
         }
+        rowWeights?.convert(w)
         packedFrom = w.patchWeight
     }
 
@@ -51,6 +56,42 @@ final class ViTLinears {
 
     /// Bytes of packed weights held.
     var bytes: Int {
-        blocks.reduce(patch.weightBytes) { $0 + $1.qkv.weightBytes + $1.proj.weightBytes + $1.fc1.weightBytes + $1.fc2.weightBytes }
+        blocks.reduce(patch.weightBytes + (rowWeights?.bytes ?? 0)) {
+            $0 + $1.qkv.weightBytes + $1.proj.weightBytes + $1.fc1.weightBytes + $1.fc2.weightBytes
+        }
+    }
+}
+
+/// bf16 copies of the SE and head weights (`senet.0`, `senet.2`, `feature.0`, `feature.2`) in one allocation.
+final class RowWeightsBF16 {
+    let se0, se2, feature0, feature2: UnsafeMutablePointer<UInt16>
+    private let storage: UnsafeMutablePointer<UInt16>
+    private let counts: [Int]
+
+    init(config c: ViTConfig) throws {
+        let t = c.numPatches, d = c.embedDim
+        counts = [c.seGate ? t * t * d : 0, c.seGate ? t * t : 0, d * t * d, c.embeddingSize * d]
+        let total = try counts.reduce(0) { try checkedProduct([1, $0 + $1], what: "bf16 head weights") }
+        storage = .allocate(capacity: max(total, 1))
+        se0 = storage
+        se2 = se0 + counts[0]
+        feature0 = se2 + counts[1]
+        feature2 = feature0 + counts[2]
+    }
+
+    deinit { storage.deallocate() }
+
+    var bytes: Int { counts.reduce(0, +) * 2 }
+
+    func convert(_ w: ViTWeights) {
+        func copy(_ src: UnsafeMutablePointer<Float>, _ dst: UnsafeMutablePointer<UInt16>, _ n: Int) {
+            for i in 0..<n { dst[i] = BF16Weights.round(src[i]) }
+        }
+        if let se = w.se {
+            copy(se.w0, se0, counts[0])
+            copy(se.w2, se2, counts[1])
+        }
+        copy(w.feature0Weight, feature0, counts[2])
+        copy(w.feature2Weight, feature2, counts[3])
     }
 }

@@ -180,20 +180,39 @@ final class KernelOracleTests: XCTestCase {
     }
 
     func testRowLinearMatchesOracleAndIsRowIndependent() {
-        for (rows, k, n) in [(1, 33, 5), (6, 100, 7), (4, 64, 16), (9, 31, 3)] {
-            let x = random(rows * k), w = random(n * k)
-            var out = [Float](repeating: .nan, count: rows * n)
-            rowLinearForward(out: &out, x: x, weight: w, rows: rows, inFeatures: k, outFeatures: n, outputs: 0..<n)
-            assertClose(out, (0..<(rows * n)).map { i in
-                (0..<k).reduce(0.0) { $0 + Double(x[(i / n) * k + $1]) * Double(w[(i % n) * k + $1]) }
-            }, "row linear \(rows)x\(k)x\(n)")
-            for r in 0..<rows {
-                var single = [Float](repeating: .nan, count: n)
-                rowLinearForward(out: &single, x: Array(x[(r * k)..<((r + 1) * k)]), weight: w, rows: 1, inFeatures: k,
-                                 outFeatures: n, outputs: 0..<n)
-                XCTAssertEqual(single, Array(out[(r * n)..<((r + 1) * n)]), "row \(r) depends on its batch")
+        for bf16Weights in [false, true] {
+            for (rows, k, n) in [(1, 33, 5), (6, 100, 7), (4, 64, 16), (9, 31, 3)] {
+                let x = random(rows * k), w = random(n * k)
+                let halves = w.map(BF16Weights.round), used = bf16Weights ? w.map(bf16) : w
+                func run(_ out: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ rows: Int) {
+                    if bf16Weights {
+                        halves.withUnsafeBufferPointer {
+                            rowLinearForward(out: out, x: x, weight: BF16Weights($0.baseAddress!), rows: rows, inFeatures: k,
+                                             outFeatures: n, outputs: 0..<n)
+                        }
+                    } else {
+                        w.withUnsafeBufferPointer {
+                            rowLinearForward(out: out, x: x, weight: $0.baseAddress!, rows: rows, inFeatures: k, outFeatures: n,
+                                             outputs: 0..<n)
+                        }
+                    }
+                }
+                var out = [Float](repeating: .nan, count: rows * n)
+                run(&out, x, rows)
+                assertClose(out, (0..<(rows * n)).map { i in
+                    (0..<k).reduce(0.0) { $0 + Double(x[(i / n) * k + $1]) * Double(used[(i % n) * k + $1]) }
+                }, "row linear \(rows)x\(k)x\(n), bf16 weights \(bf16Weights)")
+                for r in 0..<rows {
+                    var single = [Float](repeating: .nan, count: n)
+                    run(&single, Array(x[(r * k)..<((r + 1) * k)]), 1)
+                    XCTAssertEqual(single, Array(out[(r * n)..<((r + 1) * n)]), "row \(r) depends on its batch")
+                }
             }
         }
+        XCTAssertEqual(BF16Weights.round(1), 0x3f80)
+        XCTAssertEqual(BF16Weights.round(Float(bitPattern: 0x3f80_8000)), 0x3f80, "a tie rounds to even")
+        XCTAssertEqual(BF16Weights.round(Float(bitPattern: 0x3f81_8000)), 0x3f82, "a tie rounds to even")
+        XCTAssertTrue(Float(bitPattern: UInt32(BF16Weights.round(.nan)) << 16).isNaN)
     }
 
     /// The value bf16 rounding (to nearest, ties to even) gives `x`, as oneDNN's conversion.
