@@ -61,7 +61,7 @@ let package = Package(
         // The kernels whose speed follows the vector width (attention, softmax, elementwise), built
         // a second time for AVX-512 from the same files (symbolic links into TFKernels); TFModel
         // picks one set per forward pass from the CPU (runtime dispatch, TRANSFACE_ISA caps it).
-        .target(name: "TFKernelsAVX512", dependencies: ["TFCore"], swiftSettings: [.unsafeFlags(["-O"] + avx512CPUFlags)]),
+        .target(name: "TFKernelsAVX512", dependencies: ["TFCore"], swiftSettings: [.unsafeFlags(["-O"] + avx512CPUFlags), .define("TF_AVX512")]),
         .target(name: "TFModel", dependencies: ["TFCore", "TFKernels", "TFKernelsAVX512", "TransFaceProto", "CProtobufC", "CZlib"]),
         // Images: decoding (libjpeg-turbo, libpng, PGM/PPM) and 5-point alignment.
         .target(name: "TFImage", dependencies: ["TFCore", "CTurboJPEG", "CPNG"]),

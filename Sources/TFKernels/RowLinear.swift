@@ -1,5 +1,5 @@
 /// Weights a row Linear reads: float32, or bfloat16 (the upper half of a float32's bits).
-public protocol RowLinearWeights {
+protocol RowLinearWeights {
     /// 16 weights from index `i`, as float32.
     func weights16(_ i: Int) -> SIMD16<Float>
     /// Weight `i` as float32.
@@ -9,9 +9,9 @@ public protocol RowLinearWeights {
 }
 
 extension UnsafePointer: RowLinearWeights where Pointee == Float {
-    @inline(__always) public func weights16(_ i: Int) -> SIMD16<Float> { load16(i) }
-    @inline(__always) public func weight(_ i: Int) -> Float { self[i] }
-    public func row(_ o: Int, _ k: Int) -> Self { self + o * k }
+    @inline(__always) func weights16(_ i: Int) -> SIMD16<Float> { load16(i) }
+    @inline(__always) func weight(_ i: Int) -> Float { self[i] }
+    func row(_ o: Int, _ k: Int) -> Self { self + o * k }
 }
 
 /// bfloat16 weights: each is the upper 16 bits of a float32 (rounded to nearest, ties to even).
@@ -20,15 +20,15 @@ public struct BF16Weights: RowLinearWeights {
     public init(_ base: UnsafePointer<UInt16>) { self.base = base }
 
     @inline(__always)
-    public func weights16(_ i: Int) -> SIMD16<Float> {
+    func weights16(_ i: Int) -> SIMD16<Float> {
         let h = UnsafeRawPointer(base + i).loadUnaligned(as: SIMD16<UInt16>.self)
         return unsafeBitCast(SIMD16<UInt32>(truncatingIfNeeded: h) &<< 16, to: SIMD16<Float>.self)
     }
 
     @inline(__always)
-    public func weight(_ i: Int) -> Float { Float(bitPattern: UInt32(base[i]) << 16) }
+    func weight(_ i: Int) -> Float { Float(bitPattern: UInt32(base[i]) << 16) }
 
-    public func row(_ o: Int, _ k: Int) -> BF16Weights { BF16Weights(base + o * k) }
+    func row(_ o: Int, _ k: Int) -> BF16Weights { BF16Weights(base + o * k) }
 
     /// `value` rounded to bfloat16 (nearest, ties to even; NaN stays NaN).
     public static func round(_ value: Float) -> UInt16 {
@@ -39,10 +39,22 @@ public struct BF16Weights: RowLinearWeights {
 }
 
 /// `out[r, o] = Σ_k x[r, k] · w[o, k]` for outputs `o` in `outputs`, every row of `x`
-/// (PyTorch Linear without bias, W stored [outFeatures × inFeatures], float32 or bf16). For few
-/// rows and long rows (the SE and head layers). Rows are processed four at a time sharing each
-/// weight load, with the same arithmetic for every row, so a row's result never depends on the others.
-public func rowLinearForward<W: RowLinearWeights>(
+/// (PyTorch Linear without bias, W stored [outFeatures × inFeatures]). For few rows and long
+/// rows (the SE and head layers). Rows are processed four at a time sharing each weight load,
+/// with the same arithmetic for every row, so a row's result never depends on the others.
+public func rowLinearForward(out: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, weight: UnsafePointer<Float>,
+                             rows: Int, inFeatures k: Int, outFeatures: Int, outputs: Range<Int>) {
+    rowLinear(out: out, x: x, weight: weight, rows: rows, inFeatures: k, outFeatures: outFeatures, outputs: outputs)
+}
+
+/// `rowLinearForward` with bf16 weights (products and sums in float32).
+public func rowLinearForward(out: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, weight: BF16Weights,
+                             rows: Int, inFeatures k: Int, outFeatures: Int, outputs: Range<Int>) {
+    rowLinear(out: out, x: x, weight: weight, rows: rows, inFeatures: k, outFeatures: outFeatures, outputs: outputs)
+}
+
+/// The row kernel, specialised inside this module for each weight type.
+private func rowLinear<W: RowLinearWeights>(
     out: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, weight: W,
     rows: Int, inFeatures k: Int, outFeatures: Int, outputs: Range<Int>
 ) {

@@ -44,7 +44,7 @@ final class KernelOracleTests: XCTestCase {
 
     /// Either build of `attentionHeadForward` (AVX2 or AVX-512) against a float64 oracle.
     func checkAttentionHead(_ attention: AttentionHead, line: UInt = #line) {
-        for (tokens, dim, heads) in [(13, 24, 3), (13, 48, 3), (37, 64, 2), (144, 64, 2), (5, 32, 1)] {
+        for (tokens, dim, heads) in [(13, 24, 3), (13, 48, 3), (37, 64, 2), (50, 96, 3), (144, 64, 2), (5, 32, 1)] {
             let hd = dim / heads
             let qkv = random(tokens * 3 * dim)
             var out = [Float](repeating: 0, count: tokens * dim), probs = [Float](repeating: 0, count: tokens * tokens)
