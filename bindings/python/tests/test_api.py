@@ -212,3 +212,19 @@ def test_pip_install_target(tmp_path):
     r = subprocess.run([sys.executable, "-m", "transface", "--help"], env=env, capture_output=True,
                        text=True, cwd=str(tmp_path), timeout=120)
     assert r.returncode == 0 and "convert" in r.stdout
+
+
+def test_context_precision(tiny_model):
+    """bf16 contexts agree with float32 to cosine >= 0.9995, or are refused naming the instructions."""
+    x = random_images(3, seed=5)
+    ref = transface.Context(tiny_model).embed(x, flip=True)
+    try:
+        ctx = transface.Context(tiny_model, threads=2, precision="bf16")
+    except transface.InvalidArgumentError as e:
+        assert "AVX512_BF16" in str(e)
+    else:
+        assert ctx.precision == "bf16" and "precision=bf16" in repr(ctx)
+        got = ctx.embed(x, flip=True)
+        assert np.min(np.sum(got * ref, axis=1)) >= 0.9995
+    with pytest.raises(transface.InvalidArgumentError, match="precision"):
+        transface.Context(tiny_model, precision="fp16")
