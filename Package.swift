@@ -77,7 +77,7 @@ let package = Package(
         // Official state_dicts (torch.save zip, .npz) to model files, as bindings/python's convert.py.
         .target(name: "TFConvert", dependencies: ["TFCore", "TFModel", "TFData", "CZip"]),
         .executableTarget(name: "TransFaceCLI", dependencies: [
-            "TFCore", "TFModel", "TFImage", "TFData", "TFEval", "TFTrain", "TFConvert",
+            "TFCore", "TFKernels", "TFModel", "TFImage", "TFData", "TFEval", "TFTrain", "TFConvert",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], resources: [.copy("Configs")]),
         .target(name: "TFTestSupport", dependencies: ["TFCore", "TFModel"], path: "Tests/TFTestSupport"),

@@ -47,8 +47,14 @@
  *  - Paths read from dataset files resolve under the dataset root only (see "datasets").
  *  - Damaged files fail with TRANSFACE_FORMAT; nothing in a file is executed.
  *  - Parallelism: each context runs its own worker threads (num_threads, including the calling
- *    thread) and calls OpenBLAS single-threaded from them. The library sets OpenBLAS to one
- *    thread when the first context is created; do not raise it while contexts run.
+ *    thread) and calls its matmul backend (oneDNN) and OpenBLAS single-threaded from them. The
+ *    library sets OpenBLAS to one thread when the first context is created (do not raise it while
+ *    contexts run) and holds oneDNN's OpenMP team size to one for the length of each of its calls
+ *    (the calling thread's own OpenMP setting is restored afterwards).
+ *  - Instruction sets: the kernels use AVX-512 where the CPU has it, AVX2 + FMA otherwise. The
+ *    environment variable TRANSFACE_ISA (native, avx2, avx512, avx512_bf16), read once when the
+ *    first context or trainer is created, caps that for the whole process (for testing); an
+ *    unknown value makes context and trainer creation fail with TRANSFACE_INVALID_ARGUMENT.
  */
 #ifndef TRANSFACE_H
 #define TRANSFACE_H

@@ -1,5 +1,6 @@
 import ArgumentParser
 import TFCore
+import TFKernels
 import TFModel
 import TFTrain
 
@@ -78,7 +79,7 @@ func machineJSON() -> String {
         let v = getenv(name).map { JSONText.quoted(String(cString: $0)) } ?? "null"
         return "\(JSONText.quoted(name)): \(v)"
     }
-    return #""openblas_core": \#(JSONText.quoted(BLAS.coreName)), \#(env.joined(separator: ", "))"#
+    return #""openblas_core": \#(JSONText.quoted(BLAS.coreName)), \#(env.joined(separator: ", ")), "onednn": \#(JSONText.quoted(MatmulBackend.libraryVersion)), "matmul_isa": \#(JSONText.quoted(MatmulBackend.isaName))"#
 }
 
 /// `transface bench embed`: images/s of `Embedder.embed` (uint8 pixels to raw embeddings),
@@ -92,10 +93,12 @@ struct BenchEmbed: ParsableCommand {
     @Option(name: .long, help: "Batch sizes, comma-separated.") var batch = "1,8,32"
     @Option(name: .long, help: "Thread counts, comma-separated.") var threads = "2"
     @Option(name: .long, help: "Seconds of timed calls per measurement (at least 3 calls).") var seconds = 5.0
+    @Option(name: .long, help: "GEMM precision: fp32 or bf16 (AVX512_BF16 or AMX CPUs).") var precision = "fp32"
     @OptionGroup var output: BenchOutput
 
     func run() throws {
         let batches = try parseList(batch, "--batch"), threadCounts = try parseList(threads, "--threads")
+        guard let precision = Precision(rawValue: precision) else { throw CLISupport.usage("--precision must be fp32 or bf16") }
         guard seconds > 0 && seconds <= 3600 else { throw CLISupport.usage("--seconds must be in (0, 3600]") }
         let m = try benchModel(model)
         let c = m.config, side = c.imgSize
@@ -109,7 +112,7 @@ struct BenchEmbed: ParsableCommand {
         var single: [Int: Double] = [:]  // batch → images/s at 1 thread
         for n in threadCounts {
             for b in batches {
-                let embedder = try Embedder(model: m, threads: n, maxBatch: b)
+                let embedder = try Embedder(model: m, threads: n, maxBatch: b, precision: precision)
                 var out = [Float](repeating: 0, count: b * c.embeddingSize)
                 func once() throws {
                     try out.withUnsafeMutableBufferPointer {
@@ -140,7 +143,7 @@ struct BenchEmbed: ParsableCommand {
                     let g = flops[k]! > 0 ? CLISupport.fixed(flops[k]! * Double(rates.count * b) / s / 1e9, 1) : "null"
                     return #""\#(k.name)": {"share": \#(CLISupport.fixed(s / profile.total, 4)), "ms_per_image": \#(CLISupport.fixed(s / Double(rates.count * b) * 1000, 3)), "gflop_per_s": \#(g)}"#
                 }
-                objects.append(#"{"bench": "embed", "arch": \#(JSONText.quoted(c.arch)), "threads": \#(n), "batch": \#(b), "images_per_s": \#(CLISupport.fixed(rate, 2)), "calls": \#(rates.count), "images_per_s_min": \#(CLISupport.fixed(rates.min()!, 2)), "images_per_s_max": \#(CLISupport.fixed(rates.max()!, 2)), "gflop_per_image": \#(CLISupport.fixed(flopPerImage / 1e9, 3)), "gflop_per_s": \#(CLISupport.fixed(rate * flopPerImage / 1e9, 1)), "profiled_ms_per_image": \#(CLISupport.fixed(perImage * 1000, 3)), "op_classes": {\#(classes.joined(separator: ", "))}, "parallel_efficiency": \#(efficiency.map { CLISupport.fixed($0, 3) } ?? "null"), "weights_mb": \#(CLISupport.fixed(Double(m.layout.weightBytes) / 1048576, 1)), "workspace_mb": \#(CLISupport.fixed(Double(embedder.workspaceBytes) / 1048576, 1)), "peak_rss_mb": \#(peakRSSBytes() >> 20), \#(machineJSON())}"#)
+                objects.append(#"{"bench": "embed", "arch": \#(JSONText.quoted(c.arch)), "precision": \#(JSONText.quoted(precision.rawValue)), "threads": \#(n), "batch": \#(b), "images_per_s": \#(CLISupport.fixed(rate, 2)), "calls": \#(rates.count), "images_per_s_min": \#(CLISupport.fixed(rates.min()!, 2)), "images_per_s_max": \#(CLISupport.fixed(rates.max()!, 2)), "gflop_per_image": \#(CLISupport.fixed(flopPerImage / 1e9, 3)), "gflop_per_s": \#(CLISupport.fixed(rate * flopPerImage / 1e9, 1)), "profiled_ms_per_image": \#(CLISupport.fixed(perImage * 1000, 3)), "op_classes": {\#(classes.joined(separator: ", "))}, "parallel_efficiency": \#(efficiency.map { CLISupport.fixed($0, 3) } ?? "null"), "weights_mb": \#(CLISupport.fixed(Double(m.layout.weightBytes) / 1048576, 1)), "workspace_mb": \#(CLISupport.fixed(Double(embedder.workspaceBytes) / 1048576, 1)), "peak_rss_mb": \#(peakRSSBytes() >> 20), \#(machineJSON())}"#)
             }
         }
         try output.emit(objects, table: table)

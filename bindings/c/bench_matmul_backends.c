@@ -319,7 +319,7 @@ int main(int argc, char **argv) {
         snprintf(shape, sizeof shape, "%s_%s", di ? "vit_s" : "vit_t", layers[li].name);
         float *x = alloc_floats((size_t)m * k), *w = alloc_floats((size_t)n * k), *y = alloc_floats((size_t)m * n);
         double flops = 2.0 * m * n * k;
-#define REPORT(lib, t, g) printf("%-10s %5d %-15s %7d %8.1f %6.0f%%\n", shape, m, lib, t, g, 100 * (g) / peak[t]); fflush(stdout)
+#define REPORT(lib, t, g) do { double g_ = (g); printf("%-10s %5d %-15s %7d %8.1f %6.0f%%\n", shape, m, lib, t, g_, 100 * g_ / peak[t]); fflush(stdout); } while (0)
         for (int t = 1; t <= 2; t++) {
             blas_ctx b = {debian_sgemm, m, n, k, x, w, y};
             REPORT("openblas", t, measure(blas_fwd, &b, t, flops, budget));
