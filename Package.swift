@@ -58,9 +58,9 @@ let package = Package(
         // lost to checks), which keeps debug test runs of real model sizes fast; on x86-64 they
         // use AVX2 + FMA (ViTForward refuses to run on a CPU without them).
         .target(name: "TFKernels", dependencies: ["TFCore", "CBLAS", "CDNNLMatmul"], swiftSettings: [.unsafeFlags(["-O"] + kernelCPUFlags)]),
-        // The kernels whose speed follows the vector width (attention, softmax, elementwise), built
-        // a second time for AVX-512 from the same files (symbolic links into TFKernels); TFModel
-        // picks one set per forward pass from the CPU (runtime dispatch, TRANSFACE_ISA caps it).
+        // Attention (with its softmax, the compute-bound kernel of our own) built a second time for
+        // AVX-512 from the same files (symbolic links into TFKernels, with the elementwise helpers
+        // it calls); TFModel picks a build per forward pass from the CPU (TRANSFACE_ISA caps it).
         .target(name: "TFKernelsAVX512", dependencies: ["TFCore"], swiftSettings: [.unsafeFlags(["-O"] + avx512CPUFlags), .define("TF_AVX512")]),
         .target(name: "TFModel", dependencies: ["TFCore", "TFKernels", "TFKernelsAVX512", "TransFaceProto", "CProtobufC", "CZlib"]),
         // Images: decoding (libjpeg-turbo, libpng, PGM/PPM) and 5-point alignment.

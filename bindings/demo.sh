@@ -63,6 +63,7 @@ start=$(date +%s)
 "$cli" train --config lfw_demo --output "$out/lfw" --set "epochs=${DEMO_EPOCHS:-12}"
 echo "  trained and evaluated in $(( $(date +%s) - start )) s"
 python3 bindings/python/examples/lfw_ablation.py --baseline-only --data "$shared/data/lfw"
+python3 bindings/python/examples/lfw_ablation.py --compare-precisions "$out/lfw/model.tfm" --data "$shared/data/lfw"
 face=images/Abdullah_Gul/Abdullah_Gul_0013.jpg
 "$cli" patches "$out/lfw/model.tfm" "$shared/data/lfw/$face" --landmarks "$shared/data/lfw/landmarks/included_5pt.tsv" \
     --root "$shared/data/lfw" -o "$out/lfw/patches.png"

@@ -9,18 +9,14 @@ struct KernelDispatch {
     typealias Attention = (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, UnsafePointer<Float>, Int, Int, Int, Int,
                            UnsafeMutablePointer<Float>) -> Void
 
-    /// "avx512" or "avx2".
-    let name: String
     /// `attentionHeadForward(out:probs:qkv:tokens:dim:heads:head:scratch:)` of the chosen set.
     let attentionHead: Attention
 
     init() throws {
         let ceiling = try MatmulBackend.configure()
         if BLAS.cpuSupportsAVX512Kernels && ceiling != .avx2 {
-            name = "avx512"
             attentionHead = { TFKernelsAVX512.attentionHeadForward(out: $0, probs: $1, qkv: $2, tokens: $3, dim: $4, heads: $5, head: $6, scratch: $7) }
         } else {
-            name = "avx2"
             attentionHead = { TFKernels.attentionHeadForward(out: $0, probs: $1, qkv: $2, tokens: $3, dim: $4, heads: $5, head: $6, scratch: $7) }
         }
     }

@@ -74,9 +74,6 @@ public final class ViTForward {
         self.kernels = try KernelDispatch()
     }
 
-    /// The vector width of our own kernels in this pass ("avx512" or "avx2").
-    public var kernelISA: String { kernels.name }
-
     /// Bytes of workspace held (activations and packed GEMM weights).
     public var workspaceBytes: Int { buffers.bytes + linears.bytes }
 
@@ -246,7 +243,7 @@ public final class ViTForward {
                                 stream: UnsafeMutablePointer<Float>, out: UnsafeMutablePointer<Float>,
                                 scales: ArraySlice<Float>?, name: String, _ p: Pass) throws {
         let d = config.embedDim, y = buffers.branch, tb = p.tokens
-        if p.fuseResiduals && scales == nil && stream == out {
+        if p.fuseResiduals {  // inference buffers: the stream is updated in place, no drop path
             try gemm(l, x: x, out: out, bias: bias, epilogue: .biasAccumulate, p)
             return
         }

@@ -38,8 +38,8 @@ def slug(name):
     return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
 
 
-def raw_pixel_baseline(data):
-    """10-fold accuracy of the cosine of aligned raw-pixel crops on the View-1 test pairs."""
+def view1_test_faces(data):
+    """The View-1 test pairs and their aligned 112x112 RGB crops (uint8), keyed by path."""
     import transface
     marks = {}
     with open(os.path.join(data, "landmarks/included_5pt.tsv"), newline="") as f:
@@ -53,10 +53,44 @@ def raw_pixel_baseline(data):
     faces = {}
     for p in {r["path1"] for r in pairs} | {r["path2"] for r in pairs}:
         img = transface.decode_image(os.path.join(data, p))
-        faces[p] = transface.align_face(img, marks[p])[0].astype(np.float32).ravel()
-    r = transface.verify(np.stack([faces[x["path1"]] for x in pairs]), np.stack([faces[x["path2"]] for x in pairs]),
+        faces[p] = transface.align_face(img, marks[p])[0]
+    return pairs, faces
+
+
+def verify_pairs(pairs, vectors):
+    """10-fold (interleaved) accuracy and std of the cosine of per-path vectors on the pairs."""
+    import transface
+    r = transface.verify(np.stack([vectors[x["path1"]] for x in pairs]), np.stack([vectors[x["path2"]] for x in pairs]),
                          np.array([x["same"] == "1" for x in pairs]), interleaved=True)
     return r.accuracy, r.accuracy_std
+
+
+def raw_pixel_baseline(data):
+    """10-fold accuracy of the cosine of aligned raw-pixel crops on the View-1 test pairs."""
+    pairs, faces = view1_test_faces(data)
+    return verify_pairs(pairs, {p: f.astype(np.float32).ravel() for p, f in faces.items()})
+
+
+def compare_precisions(model_path, data, threads):
+    """View-1 accuracy of a model's flip-summed embeddings in float32 and in bf16 (where the CPU
+    has bf16 instructions), and the worst cosine between the two embeddings of a face."""
+    import transface
+    pairs, faces = view1_test_faces(data)
+    paths = sorted(faces)
+    batch = np.stack([faces[p] for p in paths])
+    model = transface.Model(model_path)
+    emb = {}
+    for precision in ("fp32", "bf16"):
+        try:
+            ctx = transface.Context(model, threads=threads, max_batch=32, precision=precision)
+        except transface.InvalidArgumentError as e:
+            print(f"{precision}: not available here ({e})")
+            continue
+        emb[precision] = ctx.embed(batch, flip=True)
+        acc, std = verify_pairs(pairs, dict(zip(paths, emb[precision])))
+        print(f"{precision}: LFW View-1 {100 * acc:.2f} ± {100 * std:.2f} % ({len(paths)} faces, {len(pairs)} pairs)", flush=True)
+    if len(emb) == 2:
+        print(f"bf16 vs fp32: worst cosine {np.min(np.sum(emb['fp32'] * emb['bf16'], axis=1)):.7f}")
 
 
 def final_eval(run_dir):
@@ -83,7 +117,12 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", default=os.path.join(repo, "out/ablation"))
     ap.add_argument("--baseline-only", action="store_true")
+    ap.add_argument("--compare-precisions", metavar="MODEL",
+                    help="only evaluate MODEL on the test pairs in float32 and bf16, then stop")
     args = ap.parse_args()
+    if args.compare_precisions:
+        compare_precisions(args.compare_precisions, args.data, args.threads)
+        return
     os.makedirs(args.out, exist_ok=True)
 
     raw_acc, raw_std = raw_pixel_baseline(args.data)
