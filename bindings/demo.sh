@@ -3,7 +3,7 @@
 # TransFace weights of the reference model into a model file, embed the official inputs from
 # Python, C and Rust and compare with the official PyTorch outputs, measure vit_s (official init)
 # on this CPU, then train a small TransFace on the 298 LFW training identities with
-# `transface train --config lfw_demo` (aligned on the fly; about 12 minutes on 2 cores) and test it
+# `transface train --config lfw_demo` (aligned on the fly; about 4 minutes on 2 cores) and test it
 # on the official View-1 test pairs next to the raw-pixel baseline; show its SE patch map.
 # DEMO_EPOCHS (default 12, the shipped config's) shortens or lengthens the training.
 # Writes into out/demo ; reads ../shared (never copied).
