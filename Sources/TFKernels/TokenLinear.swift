@@ -133,14 +133,16 @@ public final class TokenLinear {
                                 dweight: UnsafeMutablePointer<Float>) throws {
         try require(rows >= 1, "weight gradient over \(rows) rows")
         let parts = min(pool.threadCount, outFeatures)
-        let spans = (0..<parts).map { WorkerPool.split(outFeatures, parts: parts, index: $0) }
-        let sized = try Set(spans.map(\.count)).reduce(into: [Int: Kernel]()) { $0[$1] = try kernel(.weightGradient(rows: rows), m: $1) }
-        let inF = inFeatures
-        try dispatch(pool: pool, kernels: Array(sized.values)) { worker, message in
+        // Span sizes differ by at most one feature: at most two kernels, made before the dispatch.
+        let large = try kernel(.weightGradient(rows: rows), m: WorkerPool.split(outFeatures, parts: parts, index: 0).count)
+        let small = try kernel(.weightGradient(rows: rows), m: WorkerPool.split(outFeatures, parts: parts, index: parts - 1).count)
+        let inF = inFeatures, outF = outFeatures
+        try dispatch(pool: pool) { worker, message in
             guard worker < parts else { return true }
-            let span = spans[worker]
-            return tf_matmul_run(sized[span.count]!.execs[worker], dy + span.lowerBound, x, nil,
-                                 dweight + span.lowerBound * inF, message, TokenLinear.messageSize) == 0
+            let span = WorkerPool.split(outF, parts: parts, index: worker)
+            let k = span.count == large.rows ? large : small
+            return tf_matmul_run(k.execs[worker], dy + span.lowerBound, x, nil, dweight + span.lowerBound * inF, message,
+                                 TokenLinear.messageSize) == 0
         }
     }
 
@@ -153,7 +155,7 @@ public final class TokenLinear {
         let large = try kernel(product, m: WorkerPool.split(tokens, parts: tilesPerImage, index: 0).count)
         let small = try kernel(product, m: WorkerPool.split(tokens, parts: tilesPerImage, index: tilesPerImage - 1).count)
         let tasks = images * tilesPerImage
-        try dispatch(pool: pool, kernels: [large, small]) { worker, message in
+        try dispatch(pool: pool) { worker, message in
             for task in WorkerPool.split(tasks, parts: pool.threadCount, index: worker) {
                 let tile = WorkerPool.split(tokens, parts: tilesPerImage, index: task % tilesPerImage)
                 let row = (task / tilesPerImage) * tokens + tile.lowerBound
@@ -165,16 +167,15 @@ public final class TokenLinear {
         }
     }
 
-    /// Runs `body(worker, message)` on every worker; a `false` return leaves a message that is thrown.
-    private func dispatch(pool: WorkerPool, kernels: [Kernel], _ body: (Int, UnsafeMutablePointer<CChar>) -> Bool) throws {
+    /// Runs `body(worker, message)` on every worker (the kernels it uses live in `kernels`); a
+    /// `false` return leaves a message that is thrown.
+    private func dispatch(pool: WorkerPool, _ body: (Int, UnsafeMutablePointer<CChar>) -> Bool) throws {
         try require(pool.threadCount <= workers, "pool of \(pool.threadCount) workers exceeds the Linear's \(workers)")
         let messages = self.messages, size = TokenLinear.messageSize
-        withExtendedLifetime(kernels) {
-            pool.run { worker in
-                let message = messages + worker * size
-                message[0] = 0
-                if !body(worker, message) && message[0] == 0 { message[0] = 63 }  // "?"
-            }
+        pool.run { worker in
+            let message = messages + worker * size
+            message[0] = 0
+            if !body(worker, message) && message[0] == 0 { message[0] = 63 }  // "?"
         }
         for w in 0..<pool.threadCount where messages[w * size] != 0 {
             throw TransFaceError(.internal, String(cString: messages + w * size))
