@@ -61,6 +61,10 @@ private func rowLinear<W: RowLinearWeights>(
     var r0 = 0
     while r0 < rows {
         let n = min(4, rows - r0)
+        if n == 1 {  // a lone row: the same arithmetic as in a group, without the three copies
+            singleRow(out: out + r0 * outFeatures, x: x + r0 * k, weight: weight, k: k, outputs: outputs)
+            return
+        }
         // Missing rows of the last group repeat a real row; their results are not stored.
         let x0 = x + r0 * k, x1 = x + (r0 + min(1, n - 1)) * k
         let x2 = x + (r0 + min(2, n - 1)) * k, x3 = x + (r0 + min(3, n - 1)) * k
@@ -90,5 +94,23 @@ private func rowLinear<W: RowLinearWeights>(
             if n > 3 { dst[3 * outFeatures] = s3 }
         }
         r0 += 4
+    }
+}
+
+/// One row of `rowLinear`, accumulated exactly as the first row of a group.
+@inline(__always)
+private func singleRow<W: RowLinearWeights>(out: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, weight: W, k: Int,
+                                            outputs: Range<Int>) {
+    for o in outputs {
+        let w = weight.row(o, k)
+        var a = SIMD16<Float>(), b = SIMD16<Float>()
+        var i = 0
+        while i + 32 <= k {
+            a.addProduct(x.load16(i), w.weights16(i)); b.addProduct(x.load16(i + 16), w.weights16(i + 16))
+            i += 32
+        }
+        var s = (a + b).sum()
+        while i < k { s += x[i] * w.weight(i); i += 1 }
+        out[o] = s
     }
 }
