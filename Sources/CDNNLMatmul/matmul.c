@@ -19,7 +19,6 @@ struct tf_matmul {
     int64_t m, n, k;
     tf_matmul_precision precision;
     tf_matmul_epilogue epilogue;
-    char implementation[64];
 };
 
 struct tf_matmul_exec {
@@ -129,9 +128,6 @@ int tf_matmul_create(tf_matmul **out, const tf_matmul_shape *sh, char *error, si
         STEP(dnnl_primitive_attr_set_post_ops(attr, post_ops), "post-ops attribute");
     }
     STEP(dnnl_primitive_desc_create(&pd, &desc, attr, engine, NULL), "matmul primitive descriptor");
-    const char *impl = NULL;
-    dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl);
-    snprintf(mm->implementation, sizeof mm->implementation, "%s", impl ? impl : "?");
     mm->weight_md = *dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
     mm->scratch_md = *dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
     STEP(dnnl_primitive_create(&mm->primitive, pd), "matmul primitive");
@@ -158,8 +154,6 @@ void tf_matmul_free(tf_matmul *mm) {
     if (mm->to_bf16) dnnl_primitive_destroy(mm->to_bf16);
     free(mm);
 }
-
-const char *tf_matmul_implementation(const tf_matmul *mm) { return mm->implementation; }
 
 size_t tf_matmul_packed_weight_bytes(const tf_matmul *mm) { return dnnl_memory_desc_get_size(&mm->weight_md); }
 

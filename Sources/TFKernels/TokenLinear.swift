@@ -94,11 +94,6 @@ public final class TokenLinear {
     /// Bytes of the packed weights.
     public var weightBytes: Int { forwardWeight.bytes + inputGradientWeight.bytes }
 
-    /// The backend's implementation name for the first kernel made (e.g. "brg:avx512_core").
-    public var implementation: String? {
-        kernels.values.first.map { String(cString: tf_matmul_implementation($0.matmul)) }
-    }
-
     /// Packs `weight` [outFeatures × inFeatures] (row-major) for the forward products that follow.
     public func pack(_ weight: UnsafePointer<Float>) throws {
         try pack(weight, into: &forwardWeight, using: try kernel(.forward(.plain), m: 1))
@@ -133,14 +128,12 @@ public final class TokenLinear {
                                 dweight: UnsafeMutablePointer<Float>) throws {
         try require(rows >= 1, "weight gradient over \(rows) rows")
         let parts = min(pool.threadCount, outFeatures)
-        // Span sizes differ by at most one feature: at most two kernels, made before the dispatch.
-        let large = try kernel(.weightGradient(rows: rows), m: WorkerPool.split(outFeatures, parts: parts, index: 0).count)
-        let small = try kernel(.weightGradient(rows: rows), m: WorkerPool.split(outFeatures, parts: parts, index: parts - 1).count)
+        let sized = try kernels(.weightGradient(rows: rows), splitting: outFeatures, into: parts)
         let inF = inFeatures, outF = outFeatures
         try dispatch(pool: pool) { worker, message in
             guard worker < parts else { return true }
             let span = WorkerPool.split(outF, parts: parts, index: worker)
-            let k = span.count == large.rows ? large : small
+            let k = sized.for(span)
             return tf_matmul_run(k.execs[worker], dy + span.lowerBound, x, nil, dweight + span.lowerBound * inF, message,
                                  TokenLinear.messageSize) == 0
         }
@@ -151,20 +144,31 @@ public final class TokenLinear {
                        out: UnsafeMutablePointer<Float>, outRow: Int) throws {
         guard let packed = weight.data else { throw TransFaceError(.misuse, "TokenLinear used before its weight was packed") }
         try require(tilesPerImage >= 1 && tilesPerImage <= tokens, "\(tilesPerImage) tiles for \(tokens) tokens")
-        // Tile sizes differ by at most one row: at most two kernels.
-        let large = try kernel(product, m: WorkerPool.split(tokens, parts: tilesPerImage, index: 0).count)
-        let small = try kernel(product, m: WorkerPool.split(tokens, parts: tilesPerImage, index: tilesPerImage - 1).count)
+        let sized = try kernels(product, splitting: tokens, into: tilesPerImage)
         let tasks = images * tilesPerImage
         try dispatch(pool: pool) { worker, message in
             for task in WorkerPool.split(tasks, parts: pool.threadCount, index: worker) {
                 let tile = WorkerPool.split(tokens, parts: tilesPerImage, index: task % tilesPerImage)
                 let row = (task / tilesPerImage) * tokens + tile.lowerBound
-                let k = tile.count == large.rows ? large : small
+                let k = sized.for(tile)
                 if tf_matmul_run(k.execs[worker], a + row * aRow, packed, bias, out + row * outRow, message,
                                  TokenLinear.messageSize) != 0 { return false }
             }
             return true
         }
+    }
+
+    /// The kernels for the pieces `WorkerPool.split(count, parts:)` cuts (their sizes differ by at
+    /// most one: two kernels), made before a dispatch.
+    private func kernels(_ product: Product, splitting count: Int, into parts: Int) throws -> SplitKernels {
+        SplitKernels(large: try kernel(product, m: WorkerPool.split(count, parts: parts, index: 0).count),
+                     small: try kernel(product, m: WorkerPool.split(count, parts: parts, index: parts - 1).count))
+    }
+
+    private struct SplitKernels {
+        let large, small: Kernel
+        /// The kernel for one piece of the split.
+        func `for`(_ piece: Range<Int>) -> Kernel { piece.count == large.rows ? large : small }
     }
 
     /// Runs `body(worker, message)` on every worker (the kernels it uses live in `kernels`); a

@@ -39,8 +39,8 @@ public struct TrainingNoise {
 /// inference every block shares one set of buffers; for training each block keeps its own
 /// activations for the backward pass. Nothing is allocated per call once a batch shape has been
 /// seen. The token GEMMs run on the matmul backend (`TokenLinear`) with the weights packed into its
-/// layout: on the first eval-mode run for a `ViTWeights` (weights changed in place afterwards need
-/// `invalidatePackedWeights()`) and on every train-mode run (a trainer's weights move each step).
+/// layout: on the first eval-mode run for a `ViTWeights` (eval runs assume its values stay as they
+/// were, as a model's do) and on every train-mode run (a trainer's weights move each step).
 public final class ViTForward {
     public let config: ViTConfig
     public let maxBatch: Int
@@ -80,9 +80,6 @@ public final class ViTForward {
     /// Packs `w` for the runs that follow (a run does it itself when needed; calling this
     /// first moves the work and the allocation out of the first call).
     public func pack(weights w: ViTWeights) throws { try linears.pack(w) }
-
-    /// Forgets the packed weights: the next run packs its `ViTWeights` again.
-    public func invalidatePackedWeights() { linears.invalidate() }
 
     /// Raw embeddings (before L2 normalisation) of the last run: count × E.
     public var embeddings: UnsafeBufferPointer<Float> { .init(start: buffers.f3, count: lastCount * config.embeddingSize) }

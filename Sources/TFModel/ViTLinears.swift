@@ -24,35 +24,30 @@ final class ViTLinears {
                   fc1: try TokenLinear(inFeatures: d, outFeatures: h, precision: precision, workers: workers),
                   fc2: try TokenLinear(inFeatures: h, outFeatures: d, precision: precision, workers: workers))
         }
-        rowWeights = precision == .bf16 ? try RowWeightsBF16(config: c) : nil
+        rowWeights = precision == .bf16 ? RowWeightsBF16(config: c) : nil
     }
 
     /// Packs every weight of `w`.
     func pack(_ w: ViTWeights) throws {
         packedFrom = nil
         try patch.pack(w.patchWeight)
-        for (l, b) in zip(blocks, w.blocks) {
-            try l.qkv.pack(b.qkvWeight)
-            try l.proj.pack(b.projWeight)
-            try l.fc1.pack(b.fc1Weight)
-            try l.fc2.pack(b.fc2Weight)
-        }
+        try forEachBlockLinear(w) { try $0.pack($1) }
         rowWeights?.convert(w)
         packedFrom = w.patchWeight
     }
 
     /// Packs every block Linear's weight for its input-gradient product (training).
-    func packForBackward(_ w: ViTWeights) throws {
+    func packForBackward(_ w: ViTWeights) throws { try forEachBlockLinear(w) { try $0.packForBackward($1) } }
+
+    /// `body(linear, its weight in w)` for the qkv, proj, fc1 and fc2 of every block.
+    private func forEachBlockLinear(_ w: ViTWeights, _ body: (TokenLinear, UnsafeMutablePointer<Float>) throws -> Void) throws {
         for (l, b) in zip(blocks, w.blocks) {
-            try l.qkv.packForBackward(b.qkvWeight)
-            try l.proj.packForBackward(b.projWeight)
-            try l.fc1.packForBackward(b.fc1Weight)
-            try l.fc2.packForBackward(b.fc2Weight)
+            try body(l.qkv, b.qkvWeight)
+            try body(l.proj, b.projWeight)
+            try body(l.fc1, b.fc1Weight)
+            try body(l.fc2, b.fc2Weight)
         }
     }
-
-    /// Forgets the packing: the next `pack` is needed before the Linears run again.
-    func invalidate() { packedFrom = nil }
 
     /// Bytes of packed weights held.
     var bytes: Int {
@@ -68,11 +63,11 @@ final class RowWeightsBF16 {
     private let storage: UnsafeMutablePointer<UInt16>
     private let counts: [Int]
 
-    init(config c: ViTConfig) throws {
+    /// Sizes are those of the model's own tensors (bounded by `ViTConfig.validate`).
+    init(config c: ViTConfig) {
         let t = c.numPatches, d = c.embedDim
         counts = [c.seGate ? t * t * d : 0, c.seGate ? t * t : 0, d * t * d, c.embeddingSize * d]
-        let total = try counts.reduce(0) { try checkedProduct([1, $0 + $1], what: "bf16 head weights") }
-        storage = .allocate(capacity: max(total, 1))
+        storage = .allocate(capacity: max(counts.reduce(0, +), 1))
         se0 = storage
         se2 = se0 + counts[0]
         feature0 = se2 + counts[1]

@@ -64,8 +64,6 @@ typedef struct {
 /** Creates a primitive. Returns 0, or non-zero with a message in error. */
 int tf_matmul_create(tf_matmul **out, const tf_matmul_shape *shape, char *error, size_t error_size);
 void tf_matmul_free(tf_matmul *matmul);
-/** The implementation oneDNN chose (e.g. "brg:avx512_core"). */
-const char *tf_matmul_implementation(const tf_matmul *matmul);
 /** Bytes of the packed weight; whether two primitives read the same packed layout. */
 size_t tf_matmul_packed_weight_bytes(const tf_matmul *matmul);
 int tf_matmul_same_weight_layout(const tf_matmul *a, const tf_matmul *b);
