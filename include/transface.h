@@ -9,11 +9,22 @@
  *    the problem is available from transface_last_error() on the same thread.
  *  - Handles are opaque. Objects created by *_create / *_load are released by the matching
  *    *_free, which accepts NULL.
- *  - Every struct starts with struct_size, and new fields are only ever appended.
- *    Parameter structs: get them from *_default_params() and change the fields you need;
- *    passing NULL means "defaults". Structs the library fills (transface_config,
- *    transface_preprocess, transface_tensor_info): set struct_size = sizeof(the struct)
- *    before the call; the library never writes past it.
+ *  - Struct evolution (as sqlite's iVersion): every struct starts with struct_size, and new
+ *    fields are only ever appended. The library reads and writes only the first struct_size
+ *    bytes of a caller's struct, so a program compiled against an older header keeps working
+ *    with a newer library (fields it predates take their defaults; results it predates are not
+ *    written), and a newer program works with an older library as long as the fields it sets
+ *    past the older struct are zero. A struct_size below the struct's first released size,
+ *    or a larger struct whose bytes past the library's struct are not zero, fails with
+ *    TRANSFACE_INVALID_ARGUMENT naming the struct and both sizes.
+ *    Parameter structs: fill them with transface_<x>_params_init(&p, sizeof p) and change
+ *    the fields you need; passing NULL means "defaults". (The by-value
+ *    transface_<x>_default_params() getters remain for source compatibility; use them only in
+ *    code compiled against this header, since an older caller's return slot is smaller.)
+ *    Structs the library fills (results, transface_config, transface_preprocess,
+ *    transface_tensor_info): set struct_size = sizeof(the struct) before the call.
+ *    bindings/c/test_struct_evolution.c checks this with the structs as released in 0.2 and
+ *    smaller ones, each at the end of a page followed by an inaccessible page.
  *  - Outputs are caller-allocated buffers with an explicit capacity counted in elements.
  *    Strings returned by the library live as long as the object that returned them.
  *  - On any error, output buffers may have been partly written, nothing is leaked and the
@@ -167,6 +178,8 @@ typedef struct transface_load_params {
 } transface_load_params;
 
 transface_load_params transface_load_default_params(void);
+/** Defaults into the first `size` bytes of *params (size = sizeof *params; also sets struct_size). */
+transface_status transface_load_params_init(transface_load_params *params, uint32_t size);
 
 /**
  * Load a model file (.tfm). Weights are read straight into one aligned buffer: peak memory
@@ -230,6 +243,8 @@ typedef struct transface_context_params {
 } transface_context_params;
 
 transface_context_params transface_context_default_params(void);
+/** Defaults into the first `size` bytes of *params (size = sizeof *params; also sets struct_size). */
+transface_status transface_context_params_init(transface_context_params *params, uint32_t size);
 
 /** Create inference buffers for up to max_batch images; nothing is allocated per call. */
 transface_status transface_context_create(const transface_model *model,
@@ -340,6 +355,8 @@ typedef struct transface_decode_params {
 } transface_decode_params;
 
 transface_decode_params transface_decode_default_params(void);
+/** Defaults into the first `size` bytes of *params (size = sizeof *params; also sets struct_size). */
+transface_status transface_decode_params_init(transface_decode_params *params, uint32_t size);
 
 /** What an image header says. Set struct_size before the call. */
 typedef struct transface_image_info {
@@ -485,6 +502,8 @@ typedef struct transface_pack_params {
 } transface_pack_params;
 
 transface_pack_params transface_pack_default_params(void);
+/** Defaults into the first `size` bytes of *params (size = sizeof *params; also sets struct_size). */
+transface_status transface_pack_params_init(transface_pack_params *params, uint32_t size);
 
 /**
  * Pack images into output_dir/train.rec, train.idx and property (created atomically; the folder
@@ -566,6 +585,8 @@ typedef struct transface_verify_params {
 } transface_verify_params;
 
 transface_verify_params transface_verify_default_params(void);
+/** Defaults into the first `size` bytes of *params (size = sizeof *params; also sets struct_size). */
+transface_status transface_verify_params_init(transface_verify_params *params, uint32_t size);
 
 /** Verification results. Set struct_size before the call. */
 typedef struct transface_verify_result {
@@ -680,6 +701,8 @@ typedef struct transface_ijb_params {
 } transface_ijb_params;
 
 transface_ijb_params transface_ijb_default_params(void);
+/** Defaults into the first `size` bytes of *params (size = sizeof *params; also sets struct_size). */
+transface_status transface_ijb_params_init(transface_ijb_params *params, uint32_t size);
 
 /** What transface_evaluate_ijb evaluated. Set struct_size before the call. */
 typedef struct transface_ijb_summary {

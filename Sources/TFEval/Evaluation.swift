@@ -196,7 +196,13 @@ public enum Evaluation {
     /// aligned with its landmarks and embedded (with its mirror image for F1).
     public static func verifyIJB(root: String, target: String, source: FaceEmbeddingSource, options: IJB.Options = .init(),
                                  fars: [Double] = ROCCurve.standardFARs, name: String = "model") throws -> TARReport {
-        let meta = try IJB.loadMeta(root: root, target: target)
+        try verifyIJB(meta: try IJB.loadMeta(root: root, target: target), imageRoot: root + "/loose_crop", source: source,
+                      options: options, fars: fars, name: name)
+    }
+
+    /// IJB 1:1 of loaded meta files, with the images (`meta.imageNames`) under `imageRoot`.
+    public static func verifyIJB(meta: IJB.Meta, imageRoot: String, source: FaceEmbeddingSource, options: IJB.Options = .init(),
+                                 fars: [Double] = ROCCurve.standardFARs, name: String = "model") throws -> TARReport {
         let e = source.embeddingSize
         var original: [Float] = [], mirrored: [Float] = []
         original.reserveCapacity(meta.imageNames.count * e)
@@ -205,7 +211,7 @@ public enum Evaluation {
             let end = min(meta.imageNames.count, start + chunk)
             var imgs: [[UInt8]] = [], names: [String] = []
             for i in start..<end {
-                let path = try DataFiles.resolve(Substring(meta.imageNames[i]), under: root + "/loose_crop", what: "IJB image list")
+                let path = try DataFiles.resolve(Substring(meta.imageNames[i]), under: imageRoot, what: "IJB image list")
                 imgs.append(try DataFiles.readAll(path, limit: 1 << 30)); names.append(path)
             }
             let (o, m) = try source.embed(images: imgs, names: names, landmarks: meta.landmarks[start..<end].map { Optional($0) },

@@ -9,7 +9,7 @@ import TFModel
     guarded("transface_builder_create") {
         let out = try required(out, "out_builder")
         out.pointee = nil
-        let c = try ViTConfig(try required(config, "config").pointee)
+        let c = try ViTConfig(config)
         out.pointee = Handle.make(BuilderHandle(try ModelBuilder(config: c)))
     }
 }
@@ -26,7 +26,7 @@ import TFModel
         let h = try Handle.get(builder, BuilderHandle.self, "builder")
         let entries = h.builder.layout.entries
         try require(index >= 0 && index < entries.count, "index \(index) is outside 0..<\(entries.count)")
-        try fillTensorInfo(try required(out, "out"), entries[index], h.tensorNames[index])
+        try fillTensorInfo(out, entries[index], h.tensorNames[index])
     }
 }
 
@@ -53,7 +53,7 @@ import TFModel
                                                 _ preprocess: UnsafePointer<transface_preprocess>?) -> transface_status {
     guarded("transface_builder_set_preprocess") {
         let b = try Handle.get(builder, BuilderHandle.self, "builder").builder
-        try b.setPreprocess(try Preprocess(try required(preprocess, "preprocess").pointee))
+        try b.setPreprocess(try Preprocess(preprocess))
     }
 }
 

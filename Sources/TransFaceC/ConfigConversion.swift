@@ -4,8 +4,9 @@ import TFModel
 
 /// Conversions between the C structs of the header and the Swift model types.
 extension ViTConfig {
-    init(_ c: transface_config) throws {
-        try checkStructSize(c.struct_size, minimum: MemoryLayout<transface_config>.size, "config")
+    /// Reads a caller's struct (fields it predates take their zero defaults).
+    init(_ pointer: UnsafePointer<transface_config>?) throws {
+        let c = try readStruct(try required(pointer, "config"), defaults: transface_config())
         let arch = withUnsafeBytes(of: c.arch) { raw -> String? in
             guard let end = raw.firstIndex(of: 0) else { return nil }
             return String(decoding: raw[..<end], as: UTF8.self)
@@ -22,8 +23,8 @@ extension ViTConfig {
         try validate()
     }
 
-    func write(to out: UnsafeMutablePointer<transface_config>) throws {
-        try checkStructSize(out.pointee.struct_size, minimum: MemoryLayout<transface_config>.size, "config")
+    /// Writes the caller's struct_size bytes of the struct.
+    func write(to out: UnsafeMutablePointer<transface_config>?) throws {
         var c = transface_config()
         c.struct_size = UInt32(MemoryLayout<transface_config>.size)
         withUnsafeMutableBytes(of: &c.arch) { raw in
@@ -34,13 +35,14 @@ extension ViTConfig {
         c.mlp_hidden_dim = Int32(mlpHiddenDim); c.embedding_size = Int32(embeddingSize)
         c.drop_path_rate = dropPathRate; c.mask_ratio = maskRatio
         c.no_se_gate = seGate ? 0 : 1
-        out.pointee = c
+        try writeStruct(c, to: out, "out")
     }
 }
 
 extension Preprocess {
-    init(_ p: transface_preprocess) throws {
-        try checkStructSize(p.struct_size, minimum: MemoryLayout<transface_preprocess>.size, "preprocess")
+    /// Reads a caller's struct.
+    init(_ pointer: UnsafePointer<transface_preprocess>?) throws {
+        let p = try readStruct(try required(pointer, "preprocess"), defaults: transface_preprocess())
         guard let order = ChannelOrder(rawValue: p.channel_order) else {
             throw TransFaceError.invalidArgument("preprocess.channel_order \(p.channel_order) is not RGB (0) or BGR (1)")
         }
@@ -51,8 +53,8 @@ extension Preprocess {
                   alignTemplate: withUnsafeBytes(of: p.align_template) { Array($0.bindMemory(to: Float.self)) })
     }
 
-    func write(to out: UnsafeMutablePointer<transface_preprocess>) throws {
-        try checkStructSize(out.pointee.struct_size, minimum: MemoryLayout<transface_preprocess>.size, "preprocess")
+    /// Writes the caller's struct_size bytes of the struct.
+    func write(to out: UnsafeMutablePointer<transface_preprocess>?) throws {
         var p = transface_preprocess()
         p.struct_size = UInt32(MemoryLayout<transface_preprocess>.size)
         p.input_width = Int32(inputWidth); p.input_height = Int32(inputHeight)
@@ -64,6 +66,6 @@ extension Preprocess {
         }
         fill(&p.mean, mean); fill(&p.std, std); fill(&p.align_template, alignTemplate)
         p.channel_order = channelOrder.rawValue
-        out.pointee = p
+        try writeStruct(p, to: out, "out")
     }
 }

@@ -14,8 +14,9 @@ import TFModel
     return p
 }
 
-/// transface_context_params as first released (struct_size, num_threads, max_batch).
-private let contextParamsFirstSize = 12
+@c public func transface_context_params_init(_ params: UnsafeMutablePointer<transface_context_params>?, _ size: UInt32) -> transface_status {
+    guarded("transface_context_params_init") { try initStruct(params, size: size, defaults: transface_context_default_params()) }
+}
 
 @c public func transface_context_create(_ model: OpaquePointer?, _ params: UnsafePointer<transface_context_params>?,
                                         _ out: UnsafeMutablePointer<OpaquePointer?>?) -> transface_status {
@@ -23,8 +24,7 @@ private let contextParamsFirstSize = 12
         let out = try required(out, "out_context")
         out.pointee = nil
         let m = try Handle.get(model, ModelHandle.self, "model").model
-        let p = try readParams(params, defaults: transface_context_default_params(),
-                               firstReleasedSize: contextParamsFirstSize, "context_params")
+        let p = try readStruct(params, defaults: transface_context_default_params())
         try require(p.num_threads >= 1, "num_threads must be at least 1, got \(p.num_threads)")
         try require(p.max_batch >= 1, "max_batch must be at least 1, got \(p.max_batch)")
         let precision: Precision

@@ -56,12 +56,15 @@ import Glibc
     return p
 }
 
+@c public func transface_pack_params_init(_ params: UnsafeMutablePointer<transface_pack_params>?, _ size: UInt32) -> transface_status {
+    guarded("transface_pack_params_init") { try initStruct(params, size: size, defaults: transface_pack_default_params()) }
+}
+
 @c public func transface_recordio_pack(_ source: UnsafePointer<CChar>?, _ root: UnsafePointer<CChar>?, _ outputDir: UnsafePointer<CChar>?,
                                        _ params: UnsafePointer<transface_pack_params>?, _ outImages: UnsafeMutablePointer<Int>?) -> transface_status {
     guarded("transface_recordio_pack") {
         let source = try string(source, "source"), output = try string(outputDir, "output_dir")
-        let p = params?.pointee ?? transface_pack_default_params()
-        try checkStructSize(p.struct_size, minimum: MemoryLayout<transface_pack_params>.size, "pack_params")
+        let p = try readStruct(params, defaults: transface_pack_default_params())
         var options = RecordIOPacker.Options()
         switch UInt32(bitPattern: p.layout) {
         case TRANSFACE_RECORDIO_FLAT.rawValue: options.layout = .flat

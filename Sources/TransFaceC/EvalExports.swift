@@ -19,9 +19,12 @@ import TFModel
     return p
 }
 
+@c public func transface_verify_params_init(_ params: UnsafeMutablePointer<transface_verify_params>?, _ size: UInt32) -> transface_status {
+    guarded("transface_verify_params_init") { try initStruct(params, size: size, defaults: transface_verify_default_params()) }
+}
+
 private func verifyParams(_ params: UnsafePointer<transface_verify_params>?) throws -> transface_verify_params {
-    let p = params?.pointee ?? transface_verify_default_params()
-    try checkStructSize(p.struct_size, minimum: MemoryLayout<transface_verify_params>.size, "verify_params")
+    let p = try readStruct(params, defaults: transface_verify_default_params())
     try require(p.folds >= 1 && p.folds <= Int32(TRANSFACE_MAX_FOLDS), "folds \(p.folds) is outside 1...\(TRANSFACE_MAX_FOLDS)")
     try require(p.far_target.isFinite && p.far_target >= 0 && p.far_target <= 1, "far_target \(p.far_target) is outside [0, 1]")
     return p
@@ -41,10 +44,8 @@ private func flags(_ issame: UnsafePointer<UInt8>?, _ pairs: Int) throws -> [Boo
 }
 
 private func fill(_ out: UnsafeMutablePointer<transface_verify_result>?, _ r: Verification.Report) throws {
-    let out = try required(out, "out")
-    try checkStructSize(out.pointee.struct_size, minimum: MemoryLayout<transface_verify_result>.size, "verify_result")
+    try checkStruct(out, "out")
     var v = transface_verify_result()
-    v.struct_size = UInt32(MemoryLayout<transface_verify_result>.size)
     v.folds = Int32(r.folds)
     v.pairs = r.pairs
     v.accuracy_mean = r.accuracyMean
@@ -65,7 +66,7 @@ private func fill(_ out: UnsafeMutablePointer<transface_verify_result>?, _ r: Ve
     v.far_mean = r.farMean
     v.xnorm = r.xnorm
     v.images = r.images
-    out.pointee = v
+    try writeStruct(v, to: out, "out")
 }
 
 @c public func transface_pair_distances(_ emb1: UnsafePointer<Float>?, _ emb2: UnsafePointer<Float>?, _ pairs: Int, _ dim: Int,
@@ -202,6 +203,10 @@ private func scoreData(_ scores: UnsafePointer<Double>?, _ labels: UnsafePointer
     return p
 }
 
+@c public func transface_ijb_params_init(_ params: UnsafeMutablePointer<transface_ijb_params>?, _ size: UInt32) -> transface_status {
+    guarded("transface_ijb_params_init") { try initStruct(params, size: size, defaults: transface_ijb_default_params()) }
+}
+
 /// "IJBB" / "IJBC" from the argument, or from the meta files `root` holds.
 private func ijbDataset(_ root: String, _ dataset: UnsafePointer<CChar>?) throws -> String {
     try IJB.dataset(root: root, requested: dataset.map { String(cString: $0) })
@@ -213,15 +218,14 @@ private func ijbDataset(_ root: String, _ dataset: UnsafePointer<CChar>?) throws
                                       _ capacity: Int, _ out: UnsafeMutablePointer<transface_ijb_summary>?) -> transface_status {
     guarded("transface_evaluate_ijb") {
         let embedder = try Handle.get(context, Embedder.self, "context")
-        let p = params?.pointee ?? transface_ijb_default_params()
-        try checkStructSize(p.struct_size, minimum: MemoryLayout<transface_ijb_params>.size, "ijb_params")
+        let p = try readStruct(params, defaults: transface_ijb_default_params())
         let root = try string(ijbDir, "ijb_dir")
         let fars = try required(fars, "fars"), tar = try required(outTAR, "out_tar")
         try require(nfars >= 1, "nfars must be at least 1")
         try require(capacity >= nfars, "capacity \(capacity) is smaller than nfars \(nfars)")
         let targets = Array(UnsafeBufferPointer(start: fars, count: nfars))
         try require(targets.allSatisfy { $0.isFinite && $0 >= 0 && $0 <= 1 }, "target FARs must be in [0, 1]")
-        if let out { try checkStructSize(out.pointee.struct_size, minimum: MemoryLayout<transface_ijb_summary>.size, "ijb_summary") }
+        if let out { try checkStruct(out, "out_summary") }
         guard DataFiles.isDirectory(root) else { throw TransFaceError.io("IJB folder '\(root)' does not exist or is not a folder") }
         let imageRoot = p.image_dir.map { String(cString: $0) } ?? root + "/loose_crop"
         guard DataFiles.isDirectory(imageRoot) else { throw TransFaceError.io("IJB image folder '\(imageRoot)' does not exist or is not a folder") }
@@ -234,31 +238,11 @@ private func ijbDataset(_ root: String, _ dataset: UnsafePointer<CChar>?) throws
         let meta = try IJB.loadMeta(root: root, target: target)
         try require(!meta.imageNames.isEmpty, "\(root)/meta/\(target.lowercased())_face_tid_mid.txt lists no image")
         try require(!meta.pairLabel.isEmpty, "\(root)/meta/\(target.lowercased())_template_pair_label.txt lists no pair")
-        // as Evaluation.verifyIJB, with the image folder of the params
-        let source = ModelEmbeddingSource(embedder: embedder)
-        let e = source.embeddingSize
-        var original: [Float] = [], mirrored: [Float] = []
-        original.reserveCapacity(meta.imageNames.count * e)
-        var start = 0
-        while start < meta.imageNames.count {
-            let end = min(meta.imageNames.count, start + Evaluation.chunk)
-            var imgs: [[UInt8]] = [], names: [String] = []
-            for i in start..<end {
-                let path = try DataFiles.resolve(Substring(meta.imageNames[i]), under: imageRoot, what: "IJB image list")
-                imgs.append(try DataFiles.readAll(path, limit: 1 << 30)); names.append(path)
-            }
-            let (a, b) = try source.embed(images: imgs, names: names, landmarks: meta.landmarks[start..<end].map { Optional($0) },
-                                          mirrored: o.flip)
-            original += a
-            if let b { mirrored += b }
-            start = end
-        }
-        let r = try IJB.evaluate(meta: meta, original: original, mirrored: o.flip ? mirrored : nil, dim: e, options: o, fars: targets,
-                                 name: IJB.methodName("model", o))
+        let r = try Evaluation.verifyIJB(meta: meta, imageRoot: imageRoot, source: ModelEmbeddingSource(embedder: embedder),
+                                         options: o, fars: targets)
         for i in 0..<nfars { tar[i] = r.tars[i]; outThresholds?[i] = r.thresholds[i] }
         if let out {
             var s = transface_ijb_summary()
-            s.struct_size = UInt32(MemoryLayout<transface_ijb_summary>.size)
             withUnsafeMutableBytes(of: &s.dataset) { raw in
                 for (i, c) in target.utf8.enumerated() where i < raw.count - 1 { raw[i] = c }
             }
@@ -269,7 +253,7 @@ private func ijbDataset(_ root: String, _ dataset: UnsafePointer<CChar>?) throws
             s.impostor_pairs = r.curve.negatives
             s.roc_points = r.curve.count
             s.auc = r.curve.auc
-            out.pointee = s
+            try writeStruct(s, to: out, "out_summary")
         }
     }
 }

@@ -62,14 +62,14 @@ enum Handle {
 }
 
 /// Fills a C tensor info from a layout entry.
-func fillTensorInfo(_ out: UnsafeMutablePointer<transface_tensor_info>, _ e: TensorEntry, _ name: UnsafePointer<CChar>) throws {
-    try checkStructSize(out.pointee.struct_size, minimum: MemoryLayout<transface_tensor_info>.size, "tensor_info")
-    out.pointee.name = name
-    out.pointee.ndim = Int32(e.shape.count)
-    var dims: [Int64] = e.shape.map(Int64.init) + Array(repeating: 0, count: 4 - e.shape.count)
-    withUnsafeMutableBytes(of: &out.pointee.dims) { raw in
-        dims.withUnsafeBytes { raw.copyMemory(from: $0) }
+func fillTensorInfo(_ out: UnsafeMutablePointer<transface_tensor_info>?, _ e: TensorEntry, _ name: UnsafePointer<CChar>) throws {
+    var info = transface_tensor_info()
+    info.name = name
+    info.ndim = Int32(e.shape.count)
+    withUnsafeMutableBytes(of: &info.dims) { raw in
+        let d = raw.bindMemory(to: Int64.self)
+        for (i, n) in e.shape.prefix(d.count).enumerated() { d[i] = Int64(n) }
     }
-    dims.removeAll()
-    out.pointee.count = e.count
+    info.count = e.count
+    try writeStruct(info, to: out, "out")
 }

@@ -12,6 +12,10 @@ import TFImage
     return p
 }
 
+@c public func transface_decode_params_init(_ params: UnsafeMutablePointer<transface_decode_params>?, _ size: UInt32) -> transface_status {
+    guarded("transface_decode_params_init") { try initStruct(params, size: size, defaults: transface_decode_default_params()) }
+}
+
 @c public func transface_decode_image(_ data: UnsafePointer<UInt8>?, _ size: Int,
                                       _ params: UnsafePointer<transface_decode_params>?,
                                       _ outRGB: UnsafeMutablePointer<UInt8>?, _ capacity: Int,
@@ -29,7 +33,7 @@ import TFImage
     guarded("transface_decode_file") {
         let path = try string(path, "path")
         _ = try decodeOptions(params)  // argument errors before touching the file
-        try checkInfo(outInfo)
+        try checkStruct(outInfo, "out_info")
         let bytes = try ImageDecoder.readImageFile(path)
         try ImageDecoder.naming(path) {
             try bytes.withUnsafeBytes { try decode($0, params, outRGB, capacity, outInfo) }
@@ -38,38 +42,32 @@ import TFImage
 }
 
 private func decodeOptions(_ params: UnsafePointer<transface_decode_params>?) throws -> DecodeOptions {
-    let p = params?.pointee ?? transface_decode_default_params()
-    try checkStructSize(p.struct_size, minimum: MemoryLayout<transface_decode_params>.size, "decode_params")
+    let p = try readStruct(params, defaults: transface_decode_default_params())
     try require(p.accept_damaged == 0 || p.accept_damaged == 1, "accept_damaged must be 0 or 1, got \(p.accept_damaged)")
     return DecodeOptions(maxPixels: p.max_pixels, acceptDamaged: p.accept_damaged == 1)
-}
-
-@discardableResult
-private func checkInfo(_ outInfo: UnsafeMutablePointer<transface_image_info>?) throws -> UnsafeMutablePointer<transface_image_info> {
-    let info = try required(outInfo, "out_info")
-    try checkStructSize(info.pointee.struct_size, minimum: MemoryLayout<transface_image_info>.size, "image_info")
-    return info
 }
 
 private func decode(_ bytes: UnsafeRawBufferPointer, _ params: UnsafePointer<transface_decode_params>?,
                     _ outRGB: UnsafeMutablePointer<UInt8>?, _ capacity: Int,
                     _ outInfo: UnsafeMutablePointer<transface_image_info>?) throws {
     let options = try decodeOptions(params)
-    let info = try checkInfo(outInfo)
+    try checkStruct(outInfo, "out_info")
     try require(capacity >= 0, "capacity is negative")
-    func fill(_ i: ImageInfo) {
-        info.pointee.width = Int32(i.width)
-        info.pointee.height = Int32(i.height)
-        info.pointee.format = i.format.rawValue
-        info.pointee.channels = Int32(i.channels)
+    func fill(_ i: ImageInfo) throws {
+        var info = transface_image_info()
+        info.width = Int32(i.width)
+        info.height = Int32(i.height)
+        info.format = i.format.rawValue
+        info.channels = Int32(i.channels)
+        try writeStruct(info, to: outInfo, "out_info")
     }
     guard let out = outRGB else {
         try require(capacity == 0, "out_rgb is NULL but capacity is \(capacity) (NULL with 0 reads the header only)")
-        fill(try ImageDecoder.info(bytes, options: options))
+        try fill(try ImageDecoder.info(bytes, options: options))
         return
     }
     try ImageDecoder.decode(bytes, options: options) { i in
-        fill(i)
+        try fill(i)
         try require(capacity >= i.rgbByteCount,
                     "capacity \(capacity) is less than the \(i.width)x\(i.height)x3 = \(i.rgbByteCount) bytes of the image")
         return out

@@ -34,7 +34,6 @@ private let presetNames = ViTConfig.presetNames.map(staticCString)
                                        _ out: UnsafeMutablePointer<transface_config>?) -> transface_status {
     guarded("transface_config_preset") {
         let name = try string(name, "name")
-        let out = try required(out, "out")
         try require(embeddingSize >= 0, "embedding_size \(embeddingSize) is negative")
         try ViTConfig.preset(name, embeddingSize: embeddingSize == 0 ? 512 : Int(embeddingSize)).write(to: out)
     }

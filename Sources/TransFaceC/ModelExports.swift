@@ -12,18 +12,20 @@ import TFModel
     return p
 }
 
+@c public func transface_load_params_init(_ params: UnsafeMutablePointer<transface_load_params>?, _ size: UInt32) -> transface_status {
+    guarded("transface_load_params_init") { try initStruct(params, size: size, defaults: transface_load_default_params()) }
+}
+
 @c public func transface_model_load(_ path: UnsafePointer<CChar>?, _ params: UnsafePointer<transface_load_params>?,
                                     _ out: UnsafeMutablePointer<OpaquePointer?>?) -> transface_status {
     guarded("transface_model_load") {
         let out = try required(out, "out_model")
         out.pointee = nil
         let path = try string(path, "path")
+        let p = try readStruct(params, defaults: transface_load_default_params())
         var options = ModelFile.LoadOptions()
-        if let p = params?.pointee {
-            try checkStructSize(p.struct_size, minimum: MemoryLayout<transface_load_params>.size, "load_params")
-            options.verifyChecksums = p.verify_checksums != 0
-            options.maxWeightBytes = p.max_weight_bytes
-        }
+        options.verifyChecksums = p.verify_checksums != 0
+        options.maxWeightBytes = p.max_weight_bytes
         out.pointee = Handle.make(ModelHandle(try ModelFile.load(path: path, options: options)))
     }
 }
@@ -32,13 +34,13 @@ import TFModel
 
 @c public func transface_model_get_config(_ model: OpaquePointer?, _ out: UnsafeMutablePointer<transface_config>?) -> transface_status {
     guarded("transface_model_get_config") {
-        try Handle.get(model, ModelHandle.self, "model").model.config.write(to: try required(out, "out"))
+        try Handle.get(model, ModelHandle.self, "model").model.config.write(to: out)
     }
 }
 
 @c public func transface_model_get_preprocess(_ model: OpaquePointer?, _ out: UnsafeMutablePointer<transface_preprocess>?) -> transface_status {
     guarded("transface_model_get_preprocess") {
-        try Handle.get(model, ModelHandle.self, "model").model.preprocess.write(to: try required(out, "out"))
+        try Handle.get(model, ModelHandle.self, "model").model.preprocess.write(to: out)
     }
 }
 
@@ -84,7 +86,7 @@ import TFModel
         let h = try Handle.get(model, ModelHandle.self, "model")
         let entries = h.model.layout.entries
         try require(index >= 0 && index < entries.count, "index \(index) is outside 0..<\(entries.count)")
-        try fillTensorInfo(try required(out, "out"), entries[index], h.tensorNames[index])
+        try fillTensorInfo(out, entries[index], h.tensorNames[index])
     }
 }
 

@@ -7,6 +7,12 @@ import CTransFace
 private func same<T>(_ declared: T, _ implemented: T) {}
 
 func checkSignaturesAgainstHeader() {
+    same(CTransFace.transface_context_params_init, TransFaceC.transface_context_params_init)
+    same(CTransFace.transface_decode_params_init, TransFaceC.transface_decode_params_init)
+    same(CTransFace.transface_ijb_params_init, TransFaceC.transface_ijb_params_init)
+    same(CTransFace.transface_load_params_init, TransFaceC.transface_load_params_init)
+    same(CTransFace.transface_pack_params_init, TransFaceC.transface_pack_params_init)
+    same(CTransFace.transface_verify_params_init, TransFaceC.transface_verify_params_init)
     same(CTransFace.transface_builder_build, TransFaceC.transface_builder_build)
     same(CTransFace.transface_builder_create, TransFaceC.transface_builder_create)
     same(CTransFace.transface_builder_free, TransFaceC.transface_builder_free)

@@ -61,7 +61,7 @@ final class TrainerHandle {
     guarded("transface_trainer_step") {
         let t = try Handle.get(trainer, TrainerHandle.self, "trainer").trainer
         let images = try required(images, "images"), labels = try required(labels, "labels")
-        if let out { try checkStructSize(out.pointee.struct_size, minimum: MemoryLayout<transface_step_result>.size, "step_result") }
+        if let out { try checkStruct(out, "out_result") }
         let side = t.config.model.imgSize
         try require(Int(width) == side && Int(height) == side, "images are \(width)x\(height), the model takes \(side)x\(side)")
         try require(count == t.config.batchSize, "count \(count) differs from the configured batch_size \(t.config.batchSize)")
@@ -69,13 +69,12 @@ final class TrainerHandle {
         let r = try t.step(images: images, labels: Array(UnsafeBufferPointer(start: labels, count: count)))
         guard let out else { return }
         var result = transface_step_result()
-        result.struct_size = UInt32(MemoryLayout<transface_step_result>.size)
         result.loss = r.loss; result.first_pass_loss = r.firstPassLoss; result.learning_rate = r.learningRate
         result.gradient_norm = r.gradientNorm; result.clip_coefficient = r.clipCoefficient
         result.optimizer_stepped = r.optimizerStepped ? 1 : 0; result.skipped = r.skipped ? 1 : 0
         result.images_augmented = Int32(r.imagesAugmented); result.step = UInt64(t.step)
         result.seconds = monotonicSeconds() - start
-        out.pointee = result
+        try writeStruct(result, to: out, "out_result")
     }
 }
 
@@ -114,12 +113,9 @@ final class TrainerHandle {
 @c public func transface_trainer_get_info(_ trainer: OpaquePointer?, _ out: UnsafeMutablePointer<transface_trainer_info>?) -> transface_status {
     guarded("transface_trainer_get_info") {
         let t = try Handle.get(trainer, TrainerHandle.self, "trainer").trainer
-        let out = try required(out, "out")
-        try checkStructSize(out.pointee.struct_size, minimum: MemoryLayout<transface_trainer_info>.size, "trainer_info")
         var info = transface_trainer_info()
-        info.struct_size = UInt32(MemoryLayout<transface_trainer_info>.size)
         info.step = UInt64(t.step); info.batches = UInt64(t.microStep)
         info.learning_rate = t.learningRate; info.learning_rate_scale = t.learningRateScale
-        out.pointee = info
+        try writeStruct(info, to: out, "out")
     }
 }
