@@ -22,7 +22,9 @@
  *    transface_<x>_default_params() getters remain for source compatibility; use them only in
  *    code compiled against this header, since an older caller's return slot is smaller.)
  *    Structs the library fills (results, transface_config, transface_preprocess,
- *    transface_tensor_info): set struct_size = sizeof(the struct) before the call.
+ *    transface_tensor_info): set struct_size = sizeof(the struct) before the call; on return
+ *    struct_size is the number of bytes the library filled (smaller when the library predates
+ *    fields of your header; the bytes past it are left as they were).
  *    bindings/c/test_struct_evolution.c checks this with the structs as released in 0.2 and
  *    smaller ones, each at the end of a page followed by an inaccessible page.
  *  - Outputs are caller-allocated buffers with an explicit capacity counted in elements.

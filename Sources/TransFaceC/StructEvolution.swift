@@ -93,29 +93,32 @@ func readStruct<T: ABIStruct>(_ pointer: UnsafePointer<T>?, defaults: T) throws 
     return value
 }
 
-/// Stores `value` into the first `size` bytes at `raw`, with struct_size = size; bytes past this
-/// library's struct (fields of a newer header) are zeroed.
-private func store<T>(_ value: T, _ raw: UnsafeMutableRawPointer, size: Int) {
-    let known = MemoryLayout<T>.size
-    withUnsafeBytes(of: value) { raw.copyMemory(from: $0.baseAddress!, byteCount: min(size, known)) }
-    if size > known { (raw + known).initializeMemory(as: UInt8.self, repeating: 0, count: size - known) }
-    raw.storeBytes(of: UInt32(size), as: UInt32.self)
+/// Copies the first `count` bytes of `value` to `raw` and sets struct_size to `structSize`.
+private func store<T>(_ value: T, _ raw: UnsafeMutableRawPointer, count: Int, structSize: Int) {
+    withUnsafeBytes(of: value) { raw.copyMemory(from: $0.baseAddress!, byteCount: count) }
+    raw.storeBytes(of: UInt32(structSize), as: UInt32.self)
 }
 
-/// Writes a result struct as the ABI promises: only the caller's struct_size bytes are written
-/// (and struct_size keeps the caller's value).
+/// Writes a result struct as the ABI promises: the first min(struct_size, sizeof T) bytes, and
+/// struct_size becomes that count, so a caller compiled against a newer header learns which of
+/// its fields this library filled (the bytes past them are left as they were).
 func writeStruct<T: ABIStruct>(_ value: T, to pointer: UnsafeMutablePointer<T>?, _ argument: String) throws {
     let raw = UnsafeMutableRawPointer(try required(pointer, argument))
-    store(value, raw, size: try callerSize(UnsafeRawPointer(raw), T.self))
+    let count = min(try callerSize(UnsafeRawPointer(raw), T.self), MemoryLayout<T>.size)
+    store(value, raw, count: count, structSize: count)
 }
 
-/// `transface_<x>_params_init`: the defaults written into the caller's `size` bytes.
+/// `transface_<x>_params_init`: the defaults written into the caller's `size` bytes, bytes past
+/// this library's struct (fields of a newer header) zeroed, struct_size = size; such a struct is
+/// then accepted by this library.
 func initStruct<T: ABIStruct>(_ pointer: UnsafeMutablePointer<T>?, size: UInt32, defaults: T) throws {
     let raw = UnsafeMutableRawPointer(try required(pointer, "params"))
-    try require(Int(size) >= T.firstReleasedSize,
+    let size = Int(size), known = MemoryLayout<T>.size
+    try require(size >= T.firstReleasedSize,
                 "\(T.abiName) size \(size) is smaller than its first released size \(T.firstReleasedSize) "
-                + "(this library's is \(MemoryLayout<T>.size))")
-    store(defaults, raw, size: Int(size))
+                + "(this library's is \(known))")
+    if size > known { (raw + known).initializeMemory(as: UInt8.self, repeating: 0, count: size - known) }
+    store(defaults, raw, count: min(size, known), structSize: size)
 }
 
 /// Checks a result struct's pointer and struct_size before any work is done (writeStruct checks again).
