@@ -14,7 +14,7 @@ import TFModel
     }
 }
 
-@c public func transface_builder_free(_ builder: OpaquePointer?) { Handle.release(builder, BuilderHandle.self) }
+@c public func transface_builder_free(_ builder: OpaquePointer?) { Handle.release(builder, BuilderHandle.self, "transface_builder_free") }
 
 @c public func transface_builder_tensor_count(_ builder: OpaquePointer?) -> Int {
     (try? Handle.get(builder, BuilderHandle.self, "builder"))?.tensorNames.count ?? 0

@@ -38,7 +38,7 @@ import TFModel
     }
 }
 
-@c public func transface_context_free(_ context: OpaquePointer?) { Handle.release(context, Embedder.self) }
+@c public func transface_context_free(_ context: OpaquePointer?) { Handle.release(context, Embedder.self, "transface_context_free") }
 
 @c public func transface_embed(_ context: OpaquePointer?, _ images: UnsafePointer<UInt8>?, _ count: Int,
                                _ width: Int32, _ height: Int32, _ flags: UInt32,

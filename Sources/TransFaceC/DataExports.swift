@@ -16,7 +16,7 @@ import Glibc
     }
 }
 
-@c public func transface_recordio_close(_ recordio: OpaquePointer?) { Handle.release(recordio, RecordIODataset.self) }
+@c public func transface_recordio_close(_ recordio: OpaquePointer?) { Handle.release(recordio, RecordIODataset.self, "transface_recordio_close") }
 
 @c public func transface_recordio_count(_ recordio: OpaquePointer?) -> Int {
     (try? Handle.get(recordio, RecordIODataset.self, "recordio"))?.count ?? 0
@@ -121,7 +121,7 @@ final class BinHandle {
     }
 }
 
-@c public func transface_bin_close(_ bin: OpaquePointer?) { Handle.release(bin, BinHandle.self) }
+@c public func transface_bin_close(_ bin: OpaquePointer?) { Handle.release(bin, BinHandle.self, "transface_bin_close") }
 
 @c public func transface_bin_pair_count(_ bin: OpaquePointer?) -> Int {
     (try? Handle.get(bin, BinHandle.self, "bin"))?.pairs ?? 0

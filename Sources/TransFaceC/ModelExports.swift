@@ -30,7 +30,7 @@ import TFModel
     }
 }
 
-@c public func transface_model_free(_ model: OpaquePointer?) { Handle.release(model, ModelHandle.self) }
+@c public func transface_model_free(_ model: OpaquePointer?) { Handle.release(model, ModelHandle.self, "transface_model_free") }
 
 @c public func transface_model_get_config(_ model: OpaquePointer?, _ out: UnsafeMutablePointer<transface_config>?) -> transface_status {
     guarded("transface_model_get_config") {

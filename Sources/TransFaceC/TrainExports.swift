@@ -53,7 +53,7 @@ final class TrainerHandle {
     }
 }
 
-@c public func transface_trainer_free(_ trainer: OpaquePointer?) { Handle.release(trainer, TrainerHandle.self) }
+@c public func transface_trainer_free(_ trainer: OpaquePointer?) { Handle.release(trainer, TrainerHandle.self, "transface_trainer_free") }
 
 @c public func transface_trainer_step(_ trainer: OpaquePointer?, _ images: UnsafePointer<UInt8>?, _ labels: UnsafePointer<Int32>?,
                                       _ count: Int, _ width: Int32, _ height: Int32,

@@ -6,8 +6,10 @@
 #   test_cxx.cpp   the header compiled as C++17 (-Wall -Wextra -pedantic -Werror)
 #   test_crash.c   kill -9 while checkpointing: the checkpoint always loads and resumes bit for bit;
 #                  failed writes (file size limit, unwritable folder) keep the previous file
-#   test_params.c  struct evolution: transface_context_params as first released, behind a guard
-#                  page; larger structs; precision (bf16 runs or is refused)
+#   test_struct_evolution.c  every struct as released (struct_v1.h) and smaller/larger, behind guard
+#                  pages: params_init, reading and writing only struct_size bytes, refusals
+#   test_handles.c a handle of another type, a freed one, garbage: errors, never a crash
+#   test_precision.c  precision values; bf16 runs (close to float32) or is refused
 #   test_robust.c  finite unit-length embeddings of black, white and noise images; "reduce_lr"
 #
 # Environment:
@@ -85,7 +87,9 @@ step "test_cxx" "$build/test_cxx"
 step "test_image (decoding, alignment; parity with ../shared/reference/align)" sh -c "$CC $cflags -o '$build/test_image' '$here/test_image.c' $link -lm && '$build/test_image' '$repo/../shared'"
 step "test_train (trainer: steps, checkpoint and exact resume, errors)" sh -c "$CC $cflags -o '$build/test_train' '$here/test_train.c' $link -lm && '$build/test_train'"
 step "test_crash (kill -9 during checkpointing ${TRANSFACE_CRASH_KILLS:-24} times, resume equality; disk full, unwritable folders)" sh -c "$CC $cflags -o '$build/test_crash' '$here/test_crash.c' $link && '$build/test_crash'"
-step "test_params (context_params as released in 0.1 behind a guard page, newer sizes, precision)" sh -c "$CC $cflags -o '$build/test_params' '$here/test_params.c' $link -lm && '$build/test_params' '$build/reference.tfm'"
+step "test_struct_evolution (every struct as released, behind guard pages; params_init; newer and too small sizes)" sh -c "$CC $cflags -o '$build/test_struct_evolution' '$here/test_struct_evolution.c' $link && '$build/test_struct_evolution' '$build/reference.tfm'"
+step "test_handles (a handle of another type, freed twice or used after free)" sh -c "$CC $cflags -o '$build/test_handles' '$here/test_handles.c' $link && '$build/test_handles' '$build/reference.tfm'"
+step "test_precision (precision values; bf16 against float32)" sh -c "$CC $cflags -o '$build/test_precision' '$here/test_precision.c' $link -lm && '$build/test_precision' '$build/reference.tfm'"
 step "test_robust (finite unit embeddings of black, white and noise images; non_finite reduce_lr)" sh -c "$CC $cflags -o '$build/test_robust' '$here/test_robust.c' $link -lm && '$build/test_robust' '$build/reference.tfm'"
 step "test_stress (8 threads sharing a model, ${TRANSFACE_STRESS_SECONDS:-30} s; concurrent load/free)" sh -c "$CC $cflags -o '$build/test_stress' '$here/test_stress.c' $link -lm -lpthread && '$build/test_stress'"
 step "test_data_eval (datasets, evaluation; parity with ../shared/reference/verification)" sh -c "$CC $cflags -o '$build/test_data_eval' '$here/test_data_eval.c' $link -lm && '$build/test_data_eval' '$repo/../shared'"

@@ -9,6 +9,7 @@
  * Prints one line per failure and a final "N passed, M failed"; exit status 1 on failure.
  */
 #define _POSIX_C_SOURCE 200809L
+#define _DEFAULT_SOURCE
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -20,6 +21,7 @@
 #include "transface.h"
 
 #include "check.h"
+#include "struct_v1.h"
 #define HAS(text) CHECK(strstr(transface_last_error(), (text)) != NULL, "last error lacks '%s'", (text))
 
 #define N 24          /* images */
@@ -200,6 +202,22 @@ int main(void) {
            tar[3], s.auc);
     /* NULL params (F1N0D0) and NULL thresholds / summary */
     OK(transface_evaluate_ijb(ctx, dir, "ijbc", NULL, fars, NFARS, tar, NULL, NFARS, NULL));
+
+    /* struct evolution: the structs as released in 0.2, each ending at an inaccessible page */
+    {
+        ijb_params_v1 p1;
+        ijb_summary_v1 *s1 = guarded(1, sizeof *s1);
+        memcpy(&p1, &p, sizeof p1);  /* the params of the call above (detector scores on) */
+        s1->struct_size = sizeof *s1;
+        OK(transface_evaluate_ijb(ctx, dir, NULL, (const transface_ijb_params *)GUARDED_COPY(0, ijb_params_v1, p1), fars, NFARS,
+                                  tar, NULL, NFARS, (transface_ijb_summary *)s1));
+        CHECK(memcmp(s1, &s, sizeof *s1) == 0, "v1 summary differs from today's");
+        s1->struct_size = 71;
+        ERR(TRANSFACE_INVALID_ARGUMENT, transface_evaluate_ijb(ctx, dir, NULL, NULL, fars, NFARS, tar, NULL, NFARS,
+                                                               (transface_ijb_summary *)s1));
+        CHECK(strstr(transface_last_error(), "transface_ijb_summary") && strstr(transface_last_error(), "72"),
+              "message: %s", transface_last_error());
+    }
 
     /* errors */
     ERR(TRANSFACE_INVALID_ARGUMENT, transface_evaluate_ijb(NULL, dir, NULL, NULL, fars, NFARS, tar, NULL, NFARS, NULL));

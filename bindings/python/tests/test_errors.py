@@ -271,3 +271,38 @@ def test_raw_abi_misuse(tiny_model):
     cos = c_float()
     fails(lib.transface_compare(None, fp, 4, byref(cos)), transface.InvalidArgumentError, "NULL")
     assert lib.transface_status_string(99) is not None
+
+
+def test_raw_abi_handles_are_type_checked(tiny_model, tiny_tfm):
+    """A handle of one type passed (through ctypes) where another is expected, a freed handle
+    used or freed again, and a pointer that is no handle: InvalidArgumentError naming both types,
+    never a crash; a wrong *_free leaves the object usable."""
+    from ctypes import byref, c_void_p
+    from transface import _lib as L
+    lib = L.lib()
+
+    def fails(status, words):
+        err = L.make_error(status)
+        assert isinstance(err, transface.InvalidArgumentError), (type(err), err)
+        assert words in str(err), str(err)
+
+    x = random_images(1)
+    out = np.zeros((1, 32), np.float32)
+    fp, up = out.ctypes.data_as(L.float_p), x.ctypes.data_as(L.u8_p)
+    config = L.new_struct(L.transface_config)
+    with tiny_model.context() as ctx:
+        m, c = tiny_model._handle(), ctx._handle()
+        fails(lib.transface_embed(m, up, 1, 112, 112, 0, fp, 32), "expected a transface_context, got a transface_model")
+        fails(lib.transface_model_get_config(c, byref(config)), "expected a transface_model, got a transface_context")
+        lib.transface_model_free(c)
+        assert "expected a transface_model, got a transface_context" in L.last_error()
+        assert lib.transface_embed(c, up, 1, 112, 112, 0, fp, 32) == 0
+    garbage = (c_void_p * 4)(1234)
+    fails(lib.transface_model_get_config(garbage, byref(config)), "not a libtransface handle")
+
+    freed = c_void_p()
+    assert lib.transface_model_load(L.encode_path(tiny_tfm), None, byref(freed)) == 0
+    lib.transface_model_free(freed)
+    fails(lib.transface_model_get_config(freed, byref(config)), "transface_model that was already freed")
+    lib.transface_model_free(freed)
+    assert "already freed" in L.last_error()

@@ -286,7 +286,7 @@ class Model(_Handle):
     def __init__(self, path, verify_checksums=True, max_weight_bytes=0):
         super().__init__()
         lib = L.lib()
-        params = lib.transface_load_default_params()
+        params = L.default_params("load")
         params.verify_checksums = 1 if verify_checksums else 0
         if int(max_weight_bytes) < 0:
             raise InvalidArgumentError(f"max_weight_bytes must be >= 0, got {max_weight_bytes}")
@@ -456,7 +456,7 @@ class Context(_Handle):
         if not isinstance(model, Model):
             raise InvalidArgumentError(f"model must be a transface.Model, got {type(model).__name__}")
         lib = L.lib()
-        params = lib.transface_context_default_params()
+        params = L.default_params("context")
         for name, v in (("threads", threads), ("max_batch", max_batch)):
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not -2**31 <= v < 2**31:
                 raise InvalidArgumentError(f"{name} must be a 32-bit integer, got {v!r}")

@@ -92,7 +92,7 @@ class RecordIO(_Handle):
         RecBuilder) or "legacy" (MS1MV2 header and identity records). Returns the number of
         images."""
         lib = L.lib()
-        p = lib.transface_pack_default_params()
+        p = L.default_params("pack")
         if layout not in _LAYOUTS:
             raise InvalidArgumentError(f"layout must be 'flat' or 'legacy', got {layout!r}")
         p.layout = _LAYOUTS[layout]

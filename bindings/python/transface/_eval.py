@@ -69,7 +69,7 @@ def _flags(issame, n, what="issame"):
 
 
 def _params(folds, interleaved, far, flip=True, pair_naming=None, landmark_source=None):
-    p = L.lib().transface_verify_default_params()
+    p = L.default_params("verify")
     if isinstance(folds, bool) or not isinstance(folds, (int, np.integer)):
         raise InvalidArgumentError(f"folds must be an integer, got {folds!r}")
     p.folds = int(folds)
@@ -237,7 +237,7 @@ def _evaluate_ijb(self, path, dataset=None, fars=STANDARD_FARS, flip=True, norm_
     cosine of template pairs, TAR at the FPR closest to each target. dataset: "IJBB", "IJBC" or
     None (detected from the meta files); image_dir overrides path/loose_crop. An IJBResult."""
     lib = L.lib()
-    p = lib.transface_ijb_default_params()
+    p = L.default_params("ijb")
     p.flip = 1 if flip else 0
     p.use_norm_score = 1 if norm_score else 0
     p.use_detector_score = 1 if detector_score else 0

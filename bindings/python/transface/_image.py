@@ -33,7 +33,7 @@ _CHANNELS = {L.TRANSFACE_PIXELS_RGB: 3, L.TRANSFACE_PIXELS_BGR: 3, L.TRANSFACE_P
 
 
 def _params(max_pixels, accept_damaged):
-    p = L.lib().transface_decode_default_params()
+    p = L.default_params("decode")
     if max_pixels is not None:
         if isinstance(max_pixels, bool) or not isinstance(max_pixels, (int, np.integer)) or \
                 not 0 <= max_pixels < 2**64:

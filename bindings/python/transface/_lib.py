@@ -201,6 +201,15 @@ def new_struct(cls):
     return s
 
 
+def default_params(name):
+    """transface_<name>_params filled by transface_<name>_params_init (the library writes only
+    the bytes of this module's struct, also when it is older or newer than it)."""
+    cls = globals()[f"transface_{name}_params"]
+    p = cls()
+    check(getattr(lib(), f"transface_{name}_params_init")(ctypes.byref(p), ctypes.sizeof(cls)))
+    return p
+
+
 # Opaque handles.
 transface_model_p = c_void_p
 transface_context_p = c_void_p
@@ -225,6 +234,7 @@ FUNCTIONS = {
     "transface_config_preset_name": (c_char_p, [c_size_t]),
     # models
     "transface_load_default_params": (transface_load_params, []),
+    "transface_load_params_init": (transface_status, [POINTER(transface_load_params), c_uint32]),
     "transface_model_load": (transface_status, [c_char_p, POINTER(transface_load_params),
                                                 POINTER(transface_model_p)]),
     "transface_model_free": (None, [transface_model_p]),
@@ -244,6 +254,7 @@ FUNCTIONS = {
                                                        c_size_t]),
     # inference
     "transface_context_default_params": (transface_context_params, []),
+    "transface_context_params_init": (transface_status, [POINTER(transface_context_params), c_uint32]),
     "transface_context_create": (transface_status, [transface_model_p,
                                                     POINTER(transface_context_params),
                                                     POINTER(transface_context_p)]),
@@ -319,6 +330,7 @@ double_p = POINTER(ctypes.c_double)
 
 FUNCTIONS.update({
     "transface_decode_default_params": (transface_decode_params, []),
+    "transface_decode_params_init": (transface_status, [POINTER(transface_decode_params), c_uint32]),
     "transface_decode_image": (transface_status, [u8_p, c_size_t, POINTER(transface_decode_params),
                                                   u8_p, c_size_t, POINTER(transface_image_info)]),
     "transface_decode_file": (transface_status, [c_char_p, POINTER(transface_decode_params), u8_p,
@@ -425,6 +437,7 @@ FUNCTIONS.update({
     "transface_recordio_read": (transface_status, [transface_recordio_p, c_size_t, POINTER(c_int32),
                                                    u8_p, c_size_t, size_p]),
     "transface_pack_default_params": (transface_pack_params, []),
+    "transface_pack_params_init": (transface_status, [POINTER(transface_pack_params), c_uint32]),
     "transface_recordio_pack": (transface_status, [c_char_p, c_char_p, c_char_p,
                                                    POINTER(transface_pack_params), size_p]),
     "transface_bin_open": (transface_status, [c_char_p, POINTER(transface_bin_p)]),
@@ -435,6 +448,7 @@ FUNCTIONS.update({
     "transface_bin_write": (transface_status, [c_char_p, POINTER(u8_p), size_p, u8_p, c_size_t,
                                                c_int32]),
     "transface_verify_default_params": (transface_verify_params, []),
+    "transface_verify_params_init": (transface_status, [POINTER(transface_verify_params), c_uint32]),
     "transface_pair_distances": (transface_status, [float_p, float_p, c_size_t, c_size_t, f64_p]),
     "transface_verify_embeddings": (transface_status, [float_p, float_p, u8_p, c_size_t, c_size_t,
                                                        POINTER(transface_verify_params),
@@ -456,6 +470,7 @@ FUNCTIONS.update({
                                                     c_char_p, POINTER(transface_verify_params),
                                                     POINTER(transface_verify_result)]),
     "transface_ijb_default_params": (transface_ijb_params, []),
+    "transface_ijb_params_init": (transface_status, [POINTER(transface_ijb_params), c_uint32]),
     "transface_evaluate_ijb": (transface_status, [transface_context_p, c_char_p, c_char_p,
                                                   POINTER(transface_ijb_params), f64_p, c_size_t,
                                                   f64_p, f64_p, c_size_t,
