@@ -13,6 +13,7 @@ pub enum NpyData {
     F32(Vec<f32>),
     U8(Vec<u8>),
     I64(Vec<i64>),
+    F64(Vec<f64>),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -34,6 +35,18 @@ impl Npy {
             other => panic!("expected uint8 data, got {:?}", std::mem::discriminant(other)),
         }
     }
+    pub fn f64(&self) -> &[f64] {
+        match &self.data {
+            NpyData::F64(v) => v,
+            other => panic!("expected float64 data, got {:?}", std::mem::discriminant(other)),
+        }
+    }
+    pub fn i64(&self) -> &[i64] {
+        match &self.data {
+            NpyData::I64(v) => v,
+            other => panic!("expected int64 data, got {:?}", std::mem::discriminant(other)),
+        }
+    }
     pub fn dims_i64(&self) -> Vec<i64> {
         self.shape.iter().map(|&d| d as i64).collect()
     }
@@ -52,7 +65,7 @@ fn header_field<'a>(header: &'a str, key: &str) -> &'a str {
     rest[..end].trim()
 }
 
-/// Reads a little-endian, C-order .npy file of float32, uint8 or int64 (format 1.0 to 3.0).
+/// Reads a little-endian, C-order .npy file of float32, float64, uint8 or int64 (format 1.0 to 3.0).
 pub fn read_npy(path: impl AsRef<Path>) -> Npy {
     let path = path.as_ref();
     let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
@@ -88,6 +101,10 @@ pub fn read_npy(path: impl AsRef<Path>) -> Npy {
             assert_eq!(body.len(), count * 8, "{}: size", path.display());
             NpyData::I64(body.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap())).collect())
         }
+        "<f8" => {
+            assert_eq!(body.len(), count * 8, "{}: size", path.display());
+            NpyData::F64(body.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap())).collect())
+        }
         other => panic!("{}: unsupported dtype {other}", path.display()),
     };
     Npy { shape, data }
@@ -101,6 +118,11 @@ pub fn reference_dir() -> PathBuf {
         return PathBuf::from(dir);
     }
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/reference/tiny")
+}
+
+/// A file of another reference set (`<reference root>/<set>/...`), e.g. `dpap/dpap/lam.npy`.
+pub fn reference_set(rel: &str) -> Npy {
+    read_npy(reference_dir().join("..").join(rel))
 }
 
 pub fn reference(rel: &str) -> Npy {
@@ -178,6 +200,23 @@ impl TempPath {
         static N: AtomicUsize = AtomicUsize::new(0);
         let n = N.fetch_add(1, Ordering::Relaxed);
         TempPath(std::env::temp_dir().join(format!("transface-rs-{}-{n}-{tag}", std::process::id())))
+    }
+}
+
+/// A fresh, empty temporary directory (removed with its contents on drop).
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        let dir = TempPath::new(tag).0.clone();
+        std::fs::create_dir_all(&dir).expect("create temp dir");
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 
