@@ -28,7 +28,7 @@ fn modified(path: &Path) -> SystemTime {
     path.metadata().and_then(|m| m.modified()).unwrap_or(SystemTime::UNIX_EPOCH)
 }
 
-/// 1. The directory an environment variable names.
+/// Step 1, the directory an environment variable names.
 fn from_env() -> Option<PathBuf> {
     let (name, dir) = ENV_NAMES.iter().find_map(|n| env::var_os(n).filter(|d| !d.is_empty()).map(|d| (n, d)))?;
     let dir = PathBuf::from(dir);
@@ -38,8 +38,8 @@ fn from_env() -> Option<PathBuf> {
     Some(dir)
 }
 
-/// 2. `pkg-config --libs-only-L transface`, if the command succeeds: `Some(Some(dir))` for its
-/// first `-L` directory, `Some(None)` when it gives none (a system library directory).
+/// Step 2, `pkg-config --libs-only-L transface`, if the command succeeds: `Some(Some(dir))`
+/// for its first `-L` directory, `Some(None)` when it gives none (a system library directory).
 fn from_pkg_config() -> Option<Option<PathBuf>> {
     let pkg_config = env::var_os("PKG_CONFIG").unwrap_or_else(|| "pkg-config".into());
     let out = Command::new(&pkg_config).args(["--libs-only-L", "transface"]).output().ok()?;
@@ -66,7 +66,7 @@ fn from_pkg_config() -> Option<Option<PathBuf>> {
     }
 }
 
-/// 3. The Swift package's `.build/release` or `.build/debug`, the newer one.
+/// Step 3, the Swift package's `.build/release` or `.build/debug`, the newer one.
 fn from_swift_build() -> PathBuf {
     let manifest = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
     let build = manifest.join("..").join("..").join(".build");

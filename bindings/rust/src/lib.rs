@@ -20,7 +20,7 @@
 //! # Ownership and threads
 //!
 //! * [`Model`] is immutable once loaded: it is `Send + Sync` and cheap to clone (clones share
-//!   one library handle through an [`Arc`]; the handle is freed when the last clone goes).
+//!   one library handle through an [`Arc`](std::sync::Arc); the handle is freed when the last clone goes).
 //! * [`Context`] holds the buffers of one inference stream: it is `Send` but not `Sync`, and its
 //!   methods take `&mut self`. A context keeps a clone of its model, so it has no lifetime
 //!   parameter and can be moved into a spawned thread:
