@@ -58,7 +58,9 @@ impl Default for DecodeParams {
 
 impl DecodeParams {
     fn to_c(self) -> ffi::transface_decode_params {
+        // SAFETY: returns a struct by value.
         let mut p = unsafe { ffi::transface_decode_default_params() };
+        p.struct_size = std::mem::size_of::<ffi::transface_decode_params>() as u32;
         p.max_pixels = self.max_pixels;
         p.accept_damaged = i32::from(self.accept_damaged);
         p

@@ -70,7 +70,9 @@ impl Model {
     /// Loads a model file with explicit parameters.
     pub fn load_with(path: impl AsRef<Path>, params: LoadParams) -> Result<Model> {
         let path = c_path(path.as_ref())?;
+        // SAFETY: returns a struct by value.
         let mut p = unsafe { ffi::transface_load_default_params() };
+        p.struct_size = std::mem::size_of::<ffi::transface_load_params>() as u32;
         p.verify_checksums = params.verify_checksums as i32;
         p.max_weight_bytes = params.max_weight_bytes;
         let mut out = ptr::null_mut();

@@ -141,27 +141,21 @@ fn python_config_steps_resume_and_warmup() {
     assert!(info.step == 2 && info.batches == 2 && info.learning_rate_scale == 1.0 && info.learning_rate > 0.0, "{info:?}");
 }
 
-fn expect_err<T: std::fmt::Debug>(r: transface::Result<T>, status: Status, text: &str) {
-    let e = r.expect_err("expected an error");
-    assert_eq!(e.status, status, "{e}");
-    assert!(e.message.contains(text), "message {:?} lacks {text:?}", e.message);
-}
-
 #[test]
 fn python_config_errors() {
-    expect_err(Trainer::create(r#"{"num_classes": 3, "lr": 0.1}"#, None), Status::InvalidArgument, "unknown key 'lr'");
-    expect_err(Trainer::create("{not json", None), Status::InvalidArgument, "");
-    expect_err(Trainer::create("{\"num_classes\": 3}\0", None), Status::InvalidArgument, "NUL");
+    expect(Trainer::create(r#"{"num_classes": 3, "lr": 0.1}"#, None), Status::InvalidArgument, &["unknown key 'lr'"]);
+    expect(Trainer::create("{not json", None), Status::InvalidArgument, &[]);
+    expect(Trainer::create("{\"num_classes\": 3}\0", None), Status::InvalidArgument, &["NUL"]);
     let mut t = Trainer::create(&py_config(""), None).unwrap();
     let (x, y) = py_batches(1).remove(0);
-    expect_err(t.step(&x, &[7; 6], 36, 36), Status::InvalidArgument, "outside 0..<6");
-    expect_err(t.step(&x[..5 * 36 * 36 * 3], &y[..5], 36, 36), Status::InvalidArgument, "batch_size");
-    expect_err(t.step(&x[1..], &y, 36, 36), Status::InvalidArgument, "need");
-    expect_err(t.read_tensor("blocks.9.norm1.weight"), Status::NotFound, "");
-    expect_err(t.read_tensor_into("norm.weight", &mut [0.0; 1]), Status::InvalidArgument, "");
-    expect_err(Trainer::resume(file!(), 0), Status::Format, "");
-    expect_err(Trainer::resume("/nonexistent/run.tfc", 0), Status::Io, "");
-    expect_err(t.save_checkpoint("/nonexistent/dir/run.tfc"), Status::Io, "/nonexistent/dir/run.tfc");
+    expect(t.step(&x, &[7; 6], 36, 36), Status::InvalidArgument, &["outside 0..<6"]);
+    expect(t.step(&x[..5 * 36 * 36 * 3], &y[..5], 36, 36), Status::InvalidArgument, &["batch_size"]);
+    expect(t.step(&x[1..], &y, 36, 36), Status::InvalidArgument, &["need"]);
+    expect(t.read_tensor("blocks.9.norm1.weight"), Status::NotFound, &[]);
+    expect(t.read_tensor_into("norm.weight", &mut [0.0; 1]), Status::InvalidArgument, &[]);
+    expect(Trainer::resume(file!(), 0), Status::Format, &[]);
+    expect(Trainer::resume("/nonexistent/run.tfc", 0), Status::Io, &[]);
+    expect(t.save_checkpoint("/nonexistent/dir/run.tfc"), Status::Io, &["/nonexistent/dir/run.tfc"]);
     // Still usable after the errors.
     assert!(t.step(&x, &y, 36, 36).unwrap().loss.is_finite());
 }
@@ -188,7 +182,7 @@ fn python_config_reduce_lr_backs_off_and_is_checkpointed() {
     b.set_tensor_f32("norm.weight", &[3e38; 32], &[32]).unwrap();
     let poisoned = b.build().unwrap();
     let (x, y) = py_batches(1).remove(0);
-    expect_err(Trainer::create(&py_config(""), Some(&poisoned)).unwrap().step(&x, &y, 36, 36), Status::Numeric, "not finite");
+    expect(Trainer::create(&py_config(""), Some(&poisoned)).unwrap().step(&x, &y, 36, 36), Status::Numeric, &["not finite"]);
 
     let mut t = Trainer::create(&py_config(r#", "non_finite": "reduce_lr", "non_finite_lr_factor": 0.5"#), Some(&poisoned)).unwrap();
     let lr = t.info().unwrap().learning_rate;
@@ -199,10 +193,10 @@ fn python_config_reduce_lr_backs_off_and_is_checkpointed() {
     let dir = TempDir::new("train-lr");
     t.save_checkpoint(dir.0.join("run.tfc")).unwrap();
     assert_eq!(Trainer::resume(dir.0.join("run.tfc"), 0).unwrap().info().unwrap().learning_rate_scale, 0.25);
-    expect_err(
+    expect(
         Trainer::create(&py_config(r#", "non_finite": "reduce_lr", "non_finite_lr_factor": 1.5"#), None),
         Status::InvalidArgument,
-        "non_finite_lr_factor",
+        &["non_finite_lr_factor"],
     );
 }
 
@@ -249,9 +243,9 @@ fn amplitude_mix_matches_the_official_fixture() {
 #[test]
 fn amplitude_mix_argument_errors() {
     let a = [7u8; 243];
-    expect_err(amplitude_mix(&a, &a[..10], [9, 9, 3], 0.5, 1.0), Status::InvalidArgument, "partner 10");
-    expect_err(amplitude_mix(&a, &a, [9, 9, 3], f64::NAN, 1.0), Status::InvalidArgument, "");
-    expect_err(amplitude_mix(&a, &a, [9, 9, 3], 0.5, 1.5), Status::InvalidArgument, "");
+    expect(amplitude_mix(&a, &a[..10], [9, 9, 3], 0.5, 1.0), Status::InvalidArgument, &["partner 10"]);
+    expect(amplitude_mix(&a, &a, [9, 9, 3], f64::NAN, 1.0), Status::InvalidArgument, &[]);
+    expect(amplitude_mix(&a, &a, [9, 9, 3], 0.5, 1.5), Status::InvalidArgument, &[]);
     // Other shapes work: a 16x16 RGB patch of 7s mixed with 10s at lambda 0.25 gives 7.75 -> 7.
     let big = amplitude_mix(&[7; 768], &[10; 768], [16, 16, 3], 0.25, 1.0).unwrap();
     assert_eq!(big, vec![7u8; 768]);

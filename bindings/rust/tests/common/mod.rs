@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use transface::{Builder, Config, Model};
+use transface::{Builder, Config, Error, Model, Status};
 
 // ------------------------------------------------------------------ .npy
 
@@ -240,4 +240,19 @@ pub fn compare_to_reference(what: &str, actual: &[f32], reference: &[f32]) -> f6
     println!("{what}: max |err| = {max_abs:.3e}, max|ref| = {scale:.3e}, max rel err = {rel:.3e} (tolerance {tolerance:.3e})");
     assert!(max_abs <= tolerance, "{what}: max |err| {max_abs:e} exceeds {tolerance:e}");
     rel
+}
+
+/// Asserts the status and that the message mentions every one of `words`.
+pub fn expect(result: Result<impl std::fmt::Debug, Error>, status: Status, words: &[&str]) -> Error {
+    let err = result.expect_err("expected an error");
+    println!("{status:?}: {err}");
+    assert_eq!(err.status, status, "{err}");
+    assert!(!err.message.is_empty());
+    for w in words {
+        assert!(err.message.contains(w), "message {:?} does not mention {w:?}", err.message);
+    }
+    // Display and std::error::Error.
+    let boxed: Box<dyn std::error::Error> = Box::new(err.clone());
+    assert!(boxed.to_string().contains(&err.message));
+    err
 }
