@@ -5,7 +5,7 @@ use std::ptr;
 
 use crate::error::{check, Error, Result, Status};
 use crate::ffi;
-use crate::util::{c_string, owned_string, static_str};
+use crate::util::{array_string, c_string, owned_string, static_str};
 
 /// Architecture of a TransFace ViT (`transface_config`).
 #[derive(Clone, Debug, PartialEq)]
@@ -51,9 +51,8 @@ impl Config {
     }
 
     pub(crate) fn from_ffi(c: &ffi::transface_config) -> Config {
-        let bytes: Vec<u8> = c.arch.iter().take_while(|&&b| b != 0).map(|&b| b as u8).collect();
         Config {
-            arch: String::from_utf8_lossy(&bytes).into_owned(),
+            arch: array_string(&c.arch),
             img_size: c.img_size,
             patch_size: c.patch_size,
             in_channels: c.in_channels,

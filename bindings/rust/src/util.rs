@@ -16,6 +16,12 @@ pub(crate) unsafe fn owned_string(p: *const c_char) -> Option<String> {
     }
 }
 
+/// The NUL-terminated text of a fixed-size `char` array field (invalid UTF-8 is replaced).
+pub(crate) fn array_string(raw: &[c_char]) -> String {
+    let bytes: Vec<u8> = raw.iter().take_while(|&&b| b != 0).map(|&b| b as u8).collect();
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
 /// A string in the library's static storage.
 pub(crate) unsafe fn static_str(p: *const c_char) -> Option<&'static str> {
     if p.is_null() {

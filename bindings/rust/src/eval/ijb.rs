@@ -1,13 +1,12 @@
 //! IJB-B / IJB-C 1:1 verification of a model (`transface_evaluate_ijb`), as insightface's
 //! `eval_ijbc.py` on the `IJB_release` layout.
 
-use std::os::raw::c_char;
 use std::path::{Path, PathBuf};
 
 use crate::context::Context;
 use crate::error::{check, Result};
 use crate::ffi;
-use crate::util::{c_path, c_string, opt_ptr};
+use crate::util::{array_string, c_path, c_string, opt_ptr};
 
 /// Options of [`Context::evaluate_ijb`] (`transface_ijb_params`).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -67,11 +66,6 @@ impl IjbResult {
     }
 }
 
-fn dataset_name(raw: &[c_char; 8]) -> String {
-    let bytes: Vec<u8> = raw.iter().take_while(|&&b| b != 0).map(|&b| b as u8).collect();
-    String::from_utf8_lossy(&bytes).into_owned()
-}
-
 impl Context {
     /// IJB-B/C 1:1 verification of this context's model on an `IJB_release` folder
     /// (`ijb_dir/loose_crop`, `ijb_dir/meta/<ijbb|ijbc>_*.txt`): every image aligned with its 5
@@ -124,7 +118,7 @@ impl Context {
             )
         })?;
         Ok(IjbResult {
-            dataset: dataset_name(&summary.dataset),
+            dataset: array_string(&summary.dataset),
             fars: fars.to_vec(),
             tar,
             thresholds,
