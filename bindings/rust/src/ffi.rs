@@ -3,6 +3,7 @@
 //! Everything here mirrors the header one to one: the functions, the `#[repr(C)]` structs,
 //! the enum constants (C enums are `unsigned int` here: all their values are non-negative) and
 //! the flags. Use the safe wrappers of the crate root unless you need the raw calls.
+//! Every one of the header's 77 functions is declared here.
 
 #![allow(non_camel_case_types)]
 
@@ -575,6 +576,178 @@ extern "C" {
         params: *const transface_verify_params,
         out: *mut transface_verify_result,
     ) -> transface_status;
+}
+
+/// `struct transface_ijb_params`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct transface_ijb_params {
+    pub struct_size: u32,
+    /// F1: add the mirrored face's embedding (1, official).
+    pub flip: i32,
+    /// N1: keep each image feature's norm (0).
+    pub use_norm_score: i32,
+    /// D1: weight each image feature by its faceness score (0).
+    pub use_detector_score: i32,
+    /// Folder the image names are relative to; NULL = `<ijb_dir>/loose_crop`.
+    pub image_dir: *const c_char,
+}
+
+/// `struct transface_ijb_summary`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct transface_ijb_summary {
+    pub struct_size: u32,
+    /// "IJBB" or "IJBC", NUL-terminated.
+    pub dataset: [c_char; 8],
+    pub images: usize,
+    pub templates: usize,
+    pub pairs: usize,
+    pub genuine_pairs: usize,
+    pub impostor_pairs: usize,
+    pub roc_points: usize,
+    pub auc: f64,
+}
+
+extern "C" {
+    pub fn transface_ijb_default_params() -> transface_ijb_params;
+    pub fn transface_evaluate_ijb(
+        context: *mut transface_context,
+        ijb_dir: *const c_char,
+        dataset: *const c_char,
+        params: *const transface_ijb_params,
+        fars: *const f64,
+        nfars: usize,
+        out_tar: *mut f64,
+        out_thresholds: *mut f64,
+        capacity: usize,
+        out: *mut transface_ijb_summary,
+    ) -> transface_status;
+}
+
+// ------------------------------------------------------------------ training
+
+/// Opaque `transface_trainer`.
+#[repr(C)]
+pub struct transface_trainer {
+    _data: [u8; 0],
+    _marker: PhantomData<(*mut u8, PhantomPinned)>,
+}
+
+/// `struct transface_step_result`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct transface_step_result {
+    pub struct_size: u32,
+    pub loss: f64,
+    /// The no-gradient pass's loss (DPAP on), else NaN.
+    pub first_pass_loss: f64,
+    pub learning_rate: f64,
+    /// Backbone gradient norm before clipping (NaN: no optimizer step).
+    pub gradient_norm: f64,
+    pub clip_coefficient: f64,
+    pub optimizer_stepped: i32,
+    pub skipped: i32,
+    pub images_augmented: i32,
+    pub step: u64,
+    pub seconds: f64,
+}
+
+/// `struct transface_trainer_info`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct transface_trainer_info {
+    pub struct_size: u32,
+    pub step: u64,
+    pub batches: u64,
+    pub learning_rate: f64,
+    pub learning_rate_scale: f64,
+}
+
+extern "C" {
+    pub fn transface_amplitude_mix(
+        source: *const u8,
+        partner: *const u8,
+        height: i32,
+        width: i32,
+        channels: i32,
+        lambda: f64,
+        ratio: f64,
+        out: *mut u8,
+        capacity: usize,
+    ) -> transface_status;
+    pub fn transface_trainer_create(
+        config_json: *const c_char,
+        init_model: *const transface_model,
+        out_trainer: *mut *mut transface_trainer,
+    ) -> transface_status;
+    pub fn transface_trainer_resume(
+        checkpoint_path: *const c_char,
+        num_threads: i32,
+        out_trainer: *mut *mut transface_trainer,
+    ) -> transface_status;
+    pub fn transface_trainer_free(trainer: *mut transface_trainer);
+    pub fn transface_trainer_step(
+        trainer: *mut transface_trainer,
+        images: *const u8,
+        labels: *const i32,
+        count: usize,
+        width: i32,
+        height: i32,
+        out: *mut transface_step_result,
+    ) -> transface_status;
+    pub fn transface_trainer_save_checkpoint(trainer: *const transface_trainer, path: *const c_char) -> transface_status;
+    pub fn transface_trainer_export_model(trainer: *const transface_trainer, path: *const c_char) -> transface_status;
+    pub fn transface_trainer_tensor_size(
+        trainer: *const transface_trainer,
+        name: *const c_char,
+        out_count: *mut usize,
+    ) -> transface_status;
+    pub fn transface_trainer_read_tensor(
+        trainer: *const transface_trainer,
+        name: *const c_char,
+        out: *mut f32,
+        capacity: usize,
+    ) -> transface_status;
+    pub fn transface_trainer_get_info(
+        trainer: *const transface_trainer,
+        out: *mut transface_trainer_info,
+    ) -> transface_status;
+}
+
+#[cfg(test)]
+mod ijb_train_layout_tests {
+    use super::*;
+    use core::mem::{size_of, MaybeUninit};
+
+    /// Byte offset of a field (rust-version 1.70 has no `offset_of!`).
+    macro_rules! offset {
+        ($t:ty, $f:ident) => {{
+            let v = MaybeUninit::<$t>::uninit();
+            // SAFETY: only the field's address is taken, nothing is read.
+            unsafe { core::ptr::addr_of!((*v.as_ptr()).$f) as usize - v.as_ptr() as usize }
+        }};
+    }
+
+    /// Sizes and offsets as gcc lays out the header on LP64 Linux.
+    #[test]
+    #[cfg(target_pointer_width = "64")]
+    fn ijb_and_train_struct_layouts_match_the_header() {
+        assert_eq!(size_of::<transface_ijb_params>(), 24);
+        assert_eq!(offset!(transface_ijb_params, image_dir), 16);
+        assert_eq!(size_of::<transface_ijb_summary>(), 72);
+        assert_eq!(offset!(transface_ijb_summary, images), 16);
+        assert_eq!(offset!(transface_ijb_summary, auc), 64);
+        assert_eq!(size_of::<transface_step_result>(), 80);
+        assert_eq!(offset!(transface_step_result, optimizer_stepped), 48);
+        assert_eq!(offset!(transface_step_result, step), 64);
+        assert_eq!(offset!(transface_step_result, seconds), 72);
+        assert_eq!(size_of::<transface_trainer_info>(), 40);
+        // SAFETY: returns a struct by value.
+        let p = unsafe { transface_ijb_default_params() };
+        assert_eq!(p.struct_size as usize, size_of::<transface_ijb_params>());
+        assert_eq!((p.flip, p.use_norm_score, p.use_detector_score, p.image_dir), (1, 0, 0, core::ptr::null()));
+    }
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use transface::{
-    pair_distances, roc_curve, tar_at_far, verify_distances, verify_embeddings, verify_roc, RecordIO, RecordIOLayout, Status,
+    pair_distances, roc_curve, tar_at_far, verify_distances, verify_embeddings, verify_roc, PackParams, RecordIO, RecordIOLayout, Status,
     VerificationBin, VerifyParams,
 };
 
@@ -103,5 +103,16 @@ fn bin_round_trip_and_recordio() {
         assert_eq!(rec.read(3).unwrap(), (1, b"bo1".to_vec()));
         assert_eq!(rec.read(5).unwrap_err().status, Status::InvalidArgument);
     }
+    // Every pack option: the image size goes to `property`.
+    let d = PackParams::default();
+    assert_eq!((d.layout, d.image_width, d.image_height, d.jpeg_quality), (RecordIOLayout::Flat, 112, 112, 0));
+    let out = dir.join("sized");
+    let params = PackParams { image_width: 96, image_height: 80, ..d };
+    assert_eq!(RecordIO::pack_with(&faces, None, &out, &params).unwrap(), 5);
+    let property = std::fs::read_to_string(out.join("property")).unwrap();
+    assert!(property.contains("96") && property.contains("80"), "property: {property}");
+    assert_eq!(RecordIO::open(&out).unwrap().read(3).unwrap(), (1, b"bo1".to_vec()));
+    let e = RecordIO::pack_with(&faces, None, dir.join("bad"), &PackParams { jpeg_quality: 101, ..d }).unwrap_err();
+    assert_eq!(e.status, Status::InvalidArgument, "{e}");
     std::fs::remove_dir_all(&dir).ok();
 }

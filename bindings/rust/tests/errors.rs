@@ -3,22 +3,7 @@
 mod common;
 
 use common::*;
-use transface::{compare, Builder, Config, Context, EmbedFlags, Error, Model, Status};
-
-/// Asserts the status and that the message mentions every one of `words`.
-fn expect(result: Result<impl std::fmt::Debug, Error>, status: Status, words: &[&str]) -> Error {
-    let err = result.expect_err("expected an error");
-    println!("{status:?}: {err}");
-    assert_eq!(err.status, status, "{err}");
-    assert!(!err.message.is_empty());
-    for w in words {
-        assert!(err.message.contains(w), "message {:?} does not mention {w:?}", err.message);
-    }
-    // Display and std::error::Error.
-    let boxed: Box<dyn std::error::Error> = Box::new(err.clone());
-    assert!(boxed.to_string().contains(&err.message));
-    err
-}
+use transface::{compare, Builder, Config, Context, EmbedFlags, Model, Status};
 
 /// A saved copy of the reference model.
 fn saved_model() -> (TempPath, Vec<u8>) {

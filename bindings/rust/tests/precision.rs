@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use transface::{Context, EmbedFlags, Precision, Status};
+use transface::{Context, ContextParams, EmbedFlags, Precision, Status};
 
 #[test]
 fn bf16_agrees_with_fp32_or_is_refused() {
@@ -12,7 +12,7 @@ fn bf16_agrees_with_fp32_or_is_refused() {
     let (images, count) = reference_images();
     let e = model.embedding_size();
     let reference = Context::new(&model, 1, 4).unwrap().embed(&images, count, 112, 112, EmbedFlags::FLIP).unwrap();
-    match Context::with_precision(&model, 2, 4, Precision::Bf16) {
+    match Context::create(&model, &ContextParams { threads: 2, max_batch: 4, precision: Precision::Bf16 }) {
         Ok(mut ctx) => {
             let got = ctx.embed(&images, count, 112, 112, EmbedFlags::FLIP).unwrap();
             for i in 0..count {
@@ -26,6 +26,6 @@ fn bf16_agrees_with_fp32_or_is_refused() {
             assert!(err.message.contains("AVX512_BF16"), "{err}");
         }
     }
-    let fp32 = Context::with_precision(&model, 1, 4, Precision::Fp32).unwrap().embed(&images, count, 112, 112, EmbedFlags::FLIP);
-    assert_eq!(fp32.unwrap(), reference, "Precision::Fp32 is Context::new");
+    let fp32 = Context::create(&model, &ContextParams { max_batch: 4, ..Default::default() }).unwrap().embed(&images, count, 112, 112, EmbedFlags::FLIP);
+    assert_eq!(fp32.unwrap(), reference, "the default precision is Context::new's");
 }

@@ -69,10 +69,8 @@ fn scoped_threads_borrow_the_model_and_contexts_move_between_threads() {
     drop(ctx);
 }
 
-/// Contexts with more than one worker thread. Ignored: with the current library every
-/// transface_embed on such a context aborts the process ("closure argument was escaped in
-/// withoutActuallyEscaping block", Sources/TFCore/WorkerPool.swift:109, SIGILL).
-/// Run with `cargo test --test threads -- --ignored` once that is fixed.
+/// Contexts with more than one worker thread agree with a single-threaded one (within the
+/// reference tolerance; the results are printed with `-- --nocapture`).
 #[test]
 fn contexts_with_several_worker_threads() {
     let model = reference_model();

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use transface::{Builder, Config, Model};
+use transface::{Builder, Config, Error, Model, Status};
 
 // ------------------------------------------------------------------ .npy
 
@@ -13,6 +13,7 @@ pub enum NpyData {
     F32(Vec<f32>),
     U8(Vec<u8>),
     I64(Vec<i64>),
+    F64(Vec<f64>),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -34,6 +35,18 @@ impl Npy {
             other => panic!("expected uint8 data, got {:?}", std::mem::discriminant(other)),
         }
     }
+    pub fn f64(&self) -> &[f64] {
+        match &self.data {
+            NpyData::F64(v) => v,
+            other => panic!("expected float64 data, got {:?}", std::mem::discriminant(other)),
+        }
+    }
+    pub fn i64(&self) -> &[i64] {
+        match &self.data {
+            NpyData::I64(v) => v,
+            other => panic!("expected int64 data, got {:?}", std::mem::discriminant(other)),
+        }
+    }
     pub fn dims_i64(&self) -> Vec<i64> {
         self.shape.iter().map(|&d| d as i64).collect()
     }
@@ -52,7 +65,7 @@ fn header_field<'a>(header: &'a str, key: &str) -> &'a str {
     rest[..end].trim()
 }
 
-/// Reads a little-endian, C-order .npy file of float32, uint8 or int64 (format 1.0 to 3.0).
+/// Reads a little-endian, C-order .npy file of float32, float64, uint8 or int64 (format 1.0 to 3.0).
 pub fn read_npy(path: impl AsRef<Path>) -> Npy {
     let path = path.as_ref();
     let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
@@ -88,6 +101,10 @@ pub fn read_npy(path: impl AsRef<Path>) -> Npy {
             assert_eq!(body.len(), count * 8, "{}: size", path.display());
             NpyData::I64(body.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap())).collect())
         }
+        "<f8" => {
+            assert_eq!(body.len(), count * 8, "{}: size", path.display());
+            NpyData::F64(body.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap())).collect())
+        }
         other => panic!("{}: unsupported dtype {other}", path.display()),
     };
     Npy { shape, data }
@@ -101,6 +118,11 @@ pub fn reference_dir() -> PathBuf {
         return PathBuf::from(dir);
     }
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/reference/tiny")
+}
+
+/// A file of another reference set (`<reference root>/<set>/...`), e.g. `dpap/dpap/lam.npy`.
+pub fn reference_set(rel: &str) -> Npy {
+    read_npy(reference_dir().join("..").join(rel))
 }
 
 pub fn reference(rel: &str) -> Npy {
@@ -181,6 +203,23 @@ impl TempPath {
     }
 }
 
+/// A fresh, empty temporary directory (removed with its contents on drop).
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        let dir = TempPath::new(tag).0.clone();
+        std::fs::create_dir_all(&dir).expect("create temp dir");
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 impl Drop for TempPath {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.0);
@@ -201,4 +240,19 @@ pub fn compare_to_reference(what: &str, actual: &[f32], reference: &[f32]) -> f6
     println!("{what}: max |err| = {max_abs:.3e}, max|ref| = {scale:.3e}, max rel err = {rel:.3e} (tolerance {tolerance:.3e})");
     assert!(max_abs <= tolerance, "{what}: max |err| {max_abs:e} exceeds {tolerance:e}");
     rel
+}
+
+/// Asserts the status and that the message mentions every one of `words`.
+pub fn expect(result: Result<impl std::fmt::Debug, Error>, status: Status, words: &[&str]) -> Error {
+    let err = result.expect_err("expected an error");
+    println!("{status:?}: {err}");
+    assert_eq!(err.status, status, "{err}");
+    assert!(!err.message.is_empty());
+    for w in words {
+        assert!(err.message.contains(w), "message {:?} does not mention {w:?}", err.message);
+    }
+    // Display and std::error::Error.
+    let boxed: Box<dyn std::error::Error> = Box::new(err.clone());
+    assert!(boxed.to_string().contains(&err.message));
+    err
 }
