@@ -119,7 +119,7 @@ impl Default for ContextParams {
     /// The library's defaults (`transface_context_default_params`).
     fn default() -> ContextParams {
         // SAFETY: returns a struct by value.
-        let p = unsafe { ffi::transface_context_default_params() };
+        let p = ffi::defaults(ffi::transface_context_params_init);
         ContextParams {
             threads: p.num_threads.max(0) as usize,
             max_batch: p.max_batch.max(0) as usize,
@@ -131,7 +131,7 @@ impl Default for ContextParams {
 impl ContextParams {
     fn to_c(self) -> Result<ffi::transface_context_params> {
         // SAFETY: returns a struct by value, struct_size set by the library.
-        let mut p = unsafe { ffi::transface_context_default_params() };
+        let mut p = ffi::defaults(ffi::transface_context_params_init);
         p.struct_size = std::mem::size_of::<ffi::transface_context_params>() as u32;
         p.num_threads = to_i32(self.threads, "threads")?;
         p.max_batch = to_i32(self.max_batch, "max_batch")?;

@@ -34,7 +34,7 @@ impl Default for PackParams {
     /// The library's defaults (`transface_pack_default_params`).
     fn default() -> PackParams {
         // SAFETY: returns a struct by value.
-        let p = unsafe { ffi::transface_pack_default_params() };
+        let p = ffi::defaults(ffi::transface_pack_params_init);
         PackParams {
             layout: if p.layout == ffi::TRANSFACE_RECORDIO_LEGACY as i32 { RecordIOLayout::Legacy } else { RecordIOLayout::Flat },
             image_width: p.image_width.max(0) as usize,
@@ -47,7 +47,7 @@ impl Default for PackParams {
 impl PackParams {
     fn to_c(self) -> Result<ffi::transface_pack_params> {
         // SAFETY: returns a struct by value.
-        let mut p = unsafe { ffi::transface_pack_default_params() };
+        let mut p = ffi::defaults(ffi::transface_pack_params_init);
         p.struct_size = std::mem::size_of::<ffi::transface_pack_params>() as u32;
         p.layout = match self.layout {
             RecordIOLayout::Flat => ffi::TRANSFACE_RECORDIO_FLAT as i32,

@@ -44,7 +44,7 @@ impl VerifyParams {
         let naming = self.pair_naming.as_deref().map(|s| c_string(s, "pair_naming")).transpose()?;
         let source = self.landmark_source.as_deref().map(|s| c_string(s, "landmark_source")).transpose()?;
         // SAFETY: returns a struct by value.
-        let mut p = unsafe { ffi::transface_verify_default_params() };
+        let mut p = ffi::defaults(ffi::transface_verify_params_init);
         p.struct_size = std::mem::size_of::<ffi::transface_verify_params>() as u32;
         p.folds = to_i32(self.folds, "folds")?;
         p.interleaved = i32::from(self.interleaved);

@@ -25,6 +25,18 @@ pub const TRANSFACE_FORMAT_VERSION: u32 = 1;
 
 /// `enum transface_status`.
 pub type transface_status = c_uint;
+
+/// A parameter struct filled by its `transface_<x>_params_init`, which writes exactly
+/// `size_of::<T>()` bytes whatever the library's own version of the struct (the by-value
+/// `*_default_params` getters would not be safe against an older library).
+pub(crate) fn defaults<T>(init: unsafe extern "C" fn(*mut T, u32) -> transface_status) -> T {
+    let mut p = core::mem::MaybeUninit::<T>::zeroed();
+    // SAFETY: `p` is writable for size_of::<T>() bytes, the size passed; every T here is a
+    // plain C struct for which all-zero bytes are valid.
+    let status = unsafe { init(p.as_mut_ptr(), core::mem::size_of::<T>() as u32) };
+    debug_assert_eq!(status, TRANSFACE_OK, "params_init refused the size of this binding's struct");
+    unsafe { p.assume_init() }
+}
 pub const TRANSFACE_OK: transface_status = 0;
 pub const TRANSFACE_INVALID_ARGUMENT: transface_status = 1;
 pub const TRANSFACE_IO: transface_status = 2;
@@ -174,6 +186,7 @@ extern "C" {
 
     // models
     pub fn transface_load_default_params() -> transface_load_params;
+    pub fn transface_load_params_init(params: *mut transface_load_params, size: u32) -> transface_status;
     pub fn transface_model_load(
         path: *const c_char,
         params: *const transface_load_params,
@@ -216,6 +229,7 @@ extern "C" {
 
     // inference
     pub fn transface_context_default_params() -> transface_context_params;
+    pub fn transface_context_params_init(params: *mut transface_context_params, size: u32) -> transface_status;
     pub fn transface_context_create(
         model: *const transface_model,
         params: *const transface_context_params,
@@ -332,6 +346,7 @@ pub const TRANSFACE_PIXELS_GRAY: transface_pixel_format = 4;
 
 extern "C" {
     pub fn transface_decode_default_params() -> transface_decode_params;
+    pub fn transface_decode_params_init(params: *mut transface_decode_params, size: u32) -> transface_status;
     pub fn transface_decode_image(
         data: *const u8,
         size: usize,
@@ -442,6 +457,7 @@ extern "C" {
         out_size: *mut usize,
     ) -> transface_status;
     pub fn transface_pack_default_params() -> transface_pack_params;
+    pub fn transface_pack_params_init(params: *mut transface_pack_params, size: u32) -> transface_status;
     pub fn transface_recordio_pack(
         source: *const c_char,
         root: *const c_char,
@@ -510,6 +526,7 @@ pub struct transface_verify_result {
 
 extern "C" {
     pub fn transface_verify_default_params() -> transface_verify_params;
+    pub fn transface_verify_params_init(params: *mut transface_verify_params, size: u32) -> transface_status;
     pub fn transface_pair_distances(
         emb1: *const f32,
         emb2: *const f32,
@@ -611,6 +628,7 @@ pub struct transface_ijb_summary {
 
 extern "C" {
     pub fn transface_ijb_default_params() -> transface_ijb_params;
+    pub fn transface_ijb_params_init(params: *mut transface_ijb_params, size: u32) -> transface_status;
     pub fn transface_evaluate_ijb(
         context: *mut transface_context,
         ijb_dir: *const c_char,

@@ -51,7 +51,7 @@ pub struct DecodeParams {
 impl Default for DecodeParams {
     fn default() -> Self {
         // SAFETY: returns a struct by value.
-        let p = unsafe { ffi::transface_decode_default_params() };
+        let p = ffi::defaults(ffi::transface_decode_params_init);
         DecodeParams { max_pixels: p.max_pixels, accept_damaged: p.accept_damaged != 0 }
     }
 }
@@ -59,7 +59,7 @@ impl Default for DecodeParams {
 impl DecodeParams {
     fn to_c(self) -> ffi::transface_decode_params {
         // SAFETY: returns a struct by value.
-        let mut p = unsafe { ffi::transface_decode_default_params() };
+        let mut p = ffi::defaults(ffi::transface_decode_params_init);
         p.struct_size = std::mem::size_of::<ffi::transface_decode_params>() as u32;
         p.max_pixels = self.max_pixels;
         p.accept_damaged = i32::from(self.accept_damaged);

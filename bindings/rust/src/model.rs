@@ -21,7 +21,7 @@ pub struct LoadParams {
 
 impl Default for LoadParams {
     fn default() -> LoadParams {
-        let p = unsafe { ffi::transface_load_default_params() };
+        let p = ffi::defaults(ffi::transface_load_params_init);
         LoadParams { verify_checksums: p.verify_checksums != 0, max_weight_bytes: p.max_weight_bytes }
     }
 }
@@ -71,7 +71,7 @@ impl Model {
     pub fn load_with(path: impl AsRef<Path>, params: LoadParams) -> Result<Model> {
         let path = c_path(path.as_ref())?;
         // SAFETY: returns a struct by value.
-        let mut p = unsafe { ffi::transface_load_default_params() };
+        let mut p = ffi::defaults(ffi::transface_load_params_init);
         p.struct_size = std::mem::size_of::<ffi::transface_load_params>() as u32;
         p.verify_checksums = params.verify_checksums as i32;
         p.max_weight_bytes = params.max_weight_bytes;

@@ -25,7 +25,7 @@ impl Default for IjbParams {
     /// The library's defaults (`transface_ijb_default_params`): F1 N0 D0.
     fn default() -> IjbParams {
         // SAFETY: returns a struct by value.
-        let p = unsafe { ffi::transface_ijb_default_params() };
+        let p = ffi::defaults(ffi::transface_ijb_params_init);
         IjbParams { flip: p.flip != 0, norm_score: p.use_norm_score != 0, detector_score: p.use_detector_score != 0, image_dir: None }
     }
 }
@@ -84,7 +84,7 @@ impl Context {
         let dataset = dataset.map(|d| c_string(d, "dataset")).transpose()?;
         let image_dir = params.image_dir.as_deref().map(c_path).transpose()?;
         // SAFETY: returns a struct by value.
-        let mut p = unsafe { ffi::transface_ijb_default_params() };
+        let mut p = ffi::defaults(ffi::transface_ijb_params_init);
         p.struct_size = std::mem::size_of::<ffi::transface_ijb_params>() as u32;
         p.flip = i32::from(params.flip);
         p.use_norm_score = i32::from(params.norm_score);
