@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job: set up, build the release library and the `transface` tool, convert the official
 # TransFace weights of the reference model into a model file, embed the official inputs from
-# Python, C and Rust and compare with the official PyTorch outputs, measure vit_s (official init)
+# Python, C and Rust and compare with the official PyTorch outputs, train the tiny model for 20
+# steps from Rust, measure vit_s (official init)
 # on this CPU, then train a small TransFace on the 298 LFW training identities with
 # `transface train --config lfw_demo` (aligned on the fly; about 4 minutes on 2 cores) and test it
 # on the official View-1 test pairs next to the raw-pixel baseline; show its SE patch map.
@@ -15,6 +16,8 @@ out="$repo/out/demo"
 mkdir -p "$out"
 
 bash .ci/setup
+echo "== machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores," \
+    "$(grep -qw avx512f /proc/cpuinfo && echo AVX-512 || echo AVX2)$(grep -qw avx512_bf16 /proc/cpuinfo && echo ' + AVX512_BF16')"
 echo "== building (release)"
 swift build -c release --product transface 2>&1 | tail -1
 swift build -c release --product transface-cli 2>&1 | tail -1
@@ -51,8 +54,10 @@ PY
 cc -std=c99 -O2 -I include bindings/c/test_parity.c -o "$out/test_parity" -L"$(dirname "$lib")" -ltransface -lm \
     -Wl,-rpath,"$(dirname "$lib")"
 "$out/test_parity" "$out/tiny.tfm" "$shared/reference/tiny" | tail -4
-(cd bindings/rust && TRANSFACE_LIBRARY_DIR="$(dirname "$lib")" CARGO_NET_OFFLINE=true \
-    cargo test --offline -q --test parity -- --nocapture 2>&1 | grep -Ei "max|rel|passed" | head -6) || true
+echo "== Rust: parity with the official outputs, then 20 training steps of the tiny reference model"
+(cd bindings/rust && export TRANSFACE_LIB_DIR="$(dirname "$lib")" CARGO_NET_OFFLINE=true &&
+    cargo test --offline -q --test parity -- --nocapture --test-threads 1 embeddings_and_patches_match_the_reference &&
+    cargo run --offline -q --example train_tiny)
 
 echo "== vit_s (official initialisation, untrained) on this machine"
 [ -f "$out/vit_s.tfm" ] || "$cli" bench make-model vit_s -o "$out/vit_s.tfm"
