@@ -69,7 +69,8 @@ cflags="-std=c99 -Wall -Wextra -pedantic -Werror"
 $CC $cflags -o "$tmp/test_parity" "$here/test_parity.c" $flags -Wl,-rpath,"$libdir" -lm || fail "compile test_parity.c"
 # shellcheck disable=SC2086
 $CC $cflags -o "$tmp/example" "$here/example.c" $flags -Wl,-rpath,"$libdir" || fail "compile example.c"
-clean="env -i PATH=/usr/bin:/bin"
+# OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE are kept when set (OpenBLAS may need them on this CPU)
+clean="env -i PATH=/usr/bin:/bin${OPENBLAS_CORETYPE:+ OPENBLAS_CORETYPE=$OPENBLAS_CORETYPE}${OPENBLAS_L2_SIZE:+ OPENBLAS_L2_SIZE=$OPENBLAS_L2_SIZE}"
 $clean ldd "$tmp/example" > "$tmp/ldd.txt" 2>&1 || fail "ldd example: $(cat "$tmp/ldd.txt")"
 sed 's/^/    /' "$tmp/ldd.txt"
 grep -F "libtransface.so.$major => $libdir/libtransface.so.$major" "$tmp/ldd.txt" >/dev/null ||
