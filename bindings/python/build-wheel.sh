@@ -70,7 +70,7 @@ system_lib() {
 platform=
 if [ "$bundle" = 1 ]; then
     env -u LD_LIBRARY_PATH ldd "$native/libtransface.so" > "$tmp/ldd.txt" || die "ldd failed: $(cat "$tmp/ldd.txt")"
-    if grep -e 'not found' -e libswift -e /opt/swift "$tmp/ldd.txt"; then die "unresolved or Swift libraries"; fi
+    if grep -e 'not found' -e libswift -e "${TRANSFACE_TOOLCHAIN:-/opt/swift}/" "$tmp/ldd.txt"; then die "unresolved or Swift libraries"; fi
     awk '$2 == "=>" && $3 ~ /^\// {print $1, $3}' "$tmp/ldd.txt" > "$tmp/deps.txt"
     while read -r name path; do
         if system_lib "$name"; then continue; fi
@@ -93,7 +93,7 @@ if [ "$bundle" = 1 ]; then
     newest() { grep "^$1_[0-9]" "$tmp/versions.txt" | sed "s/^$1_//" | sort -V | tail -n 1; }
     within() { [ -z "$1" ] || [ "$(printf '%s\n%s\n' "$1" "$2" | sort -V | tail -n 1)" = "$2" ]; }
     glibc=$(newest GLIBC); glibcxx=$(newest GLIBCXX); cxxabi=$(newest CXXABI); gcc=$(newest GCC)
-    minor=${glibc#2.}; minor=${minor%%.*}
+    minor=${glibc#2.}; minor=${minor%%.*}; minor=${minor:-0}
     [ "$minor" -ge 35 ] || minor=35
     echo "needs from the system: GLIBC_$glibc GLIBCXX_$glibcxx CXXABI_$cxxabi GCC_$gcc${outside:+; not allowed:$outside}"
     # the manylinux_2_35 limits (auditwheel's policy): GLIBCXX 3.4.30, CXXABI 1.3.13, GCC 12.0.0
