@@ -2,10 +2,12 @@
 
 The shared library is located, in order, through:
   1. the environment variable TRANSFACE_LIBRARY (a path to libtransface.so);
-  2. the Swift build folders of the repository this package sits in: walking up from this file,
+  2. the copy bundled in a platform wheel, transface/_native/libtransface.so (its RUNPATH
+     $ORIGIN makes the loader find the system libraries bundled beside it);
+  3. the Swift build folders of the repository this package sits in: walking up from this file,
      the first folder holding `.build/release/libtransface.so` or `.build/debug/libtransface.so`
      (when both exist, the more recently built one);
-  3. ctypes.util.find_library("transface").
+  4. ctypes.util.find_library("transface").
 It is loaded on first use, so `import transface` works without it (e.g. for `--help`).
 """
 
@@ -546,6 +548,9 @@ def find_library():
         if not os.path.isfile(env):
             raise LibraryNotFoundError(f"{ENV_VAR}={env!r} does not name an existing file")
         return env, ENV_VAR
+    bundled = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_native", "libtransface.so")
+    if os.path.isfile(bundled):
+        return bundled, "bundled with the wheel"
     found = _repo_candidates(__file__)
     if found:
         return found[0], "repository build folder"
