@@ -179,6 +179,11 @@ public struct DPAPLog {
 ///    by `amplitude_spectrum_mix(patch, partner, λ)` (uint8, written back as floats);
 /// 4. the training pass reads `normalizedInput` = ((x/255)−0.5)/0.5 in float32.
 ///
+/// train.py hard-codes mean = std = 0.5 in steps 1 and 4, as its data loader does; here both use
+/// the model's preprocessing (`PixelNormalization`), which is the same float32 chain for the
+/// official values, so a trainer started from a model with other mean/std normalises both passes
+/// alike.
+///
 /// Ties in the patch weights: PyTorch's CPU argsort is unstable (x86-simd-sort or std::sort
 /// decide, machine-dependently); here equal weights keep ascending patch index (a stable
 /// descending sort), and NaN weights rank first as in PyTorch's descending comparator.
@@ -312,49 +317,25 @@ public final class DPAP {
 
     /// float32 ((x·0.5)+0.5)·255 of the official normalised input x = (u8/255 − 0.5)/0.5, per
     /// byte value (train.py's `img_original` before DPAP).
-    public static let originalScaleTable: [Float] = (0..<256).map { u -> Float in
-        let normalized = (Float(u) / 255 - 0.5) / 0.5
-        return originalScale(normalized)
-    }
+    public static var originalScaleTable: [Float] { PixelNormalization.official.originalScaleTables[0] }
 
     /// ((x·0.5)+0.5)·255 in float32, as train.py computes `img_original` from the normalised tensor.
-    @inline(__always)
-    public static func originalScale(_ normalized: Float) -> Float {
-        let half = normalized * 0.5
-        let shifted = half + 0.5
-        return shifted * 255
-    }
+    public static func originalScale(_ normalized: Float) -> Float { PixelNormalization.official.originalScale(normalized, channel: 0) }
 
     /// ((x/255)−0.5)/0.5 in float32, as train.py normalises `img_fft` for the training pass.
-    @inline(__always)
-    public static func normalize(_ original: Float) -> Float {
-        let scaled = original / 255
-        let shifted = scaled - 0.5
-        return shifted / 0.5
-    }
+    public static func normalize(_ original: Float) -> Float { PixelNormalization.official.normalize(original, channel: 0) }
 
-    /// `img_original` (count floats, any layout) from uint8 RGB images (same layout).
-    public static func originalScale(fromRGB8 images: UnsafePointer<UInt8>, count: Int, into out: UnsafeMutablePointer<Float>) {
-        originalScaleTable.withUnsafeBufferPointer { table in
-            for i in 0..<count { out[i] = table[Int(images[i])] }
-        }
-    }
-
-    /// `img_original` from an already normalised float tensor (same layout).
-    public static func originalScale(fromNormalized x: UnsafePointer<Float>, count: Int, into out: UnsafeMutablePointer<Float>) {
-        for i in 0..<count { out[i] = originalScale(x[i]) }
-    }
-
-    /// The training pass's input from `img_original` after DPAP (same layout; HWC in, HWC out,
-    /// what `ForwardInput.normalizedHWC` reads). `out` may be `images` (in place).
-    public static func normalizedInput(from images: UnsafePointer<Float>, count: Int, into out: UnsafeMutablePointer<Float>) {
-        for i in 0..<count { out[i] = normalize(images[i]) }
-    }
-
+    /// `img_original` (HWC) from uint8 RGB images under the official normalisation.
     public static func originalScale(fromRGB8 images: [UInt8]) -> [Float] {
-        let table = originalScaleTable
-        return images.map { table[Int($0)] }
+        var out = [Float](repeating: 0, count: images.count)
+        PixelNormalization.official.originalScale(fromRGB8: images, count: images.count, into: &out)
+        return out
     }
 
-    public static func normalizedInput(from images: [Float]) -> [Float] { images.map(normalize) }
+    /// The training pass's input (HWC) from `img_original` under the official normalisation.
+    public static func normalizedInput(from images: [Float]) -> [Float] {
+        var out = [Float](repeating: 0, count: images.count)
+        PixelNormalization.official.normalizedInput(from: images, count: images.count, into: &out)
+        return out
+    }
 }

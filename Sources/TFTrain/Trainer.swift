@@ -11,6 +11,8 @@ public final class Trainer {
     public let config: TrainerConfig
     public let layout: ParameterLayout
     public let preprocess: Preprocess
+    /// `preprocess` as DPAP's float32 chains use it (both passes normalise alike).
+    private let normalization: PixelNormalization
     public let parameters: FloatSlab
     public let gradients: FloatSlab
     public let partialFC: PartialFC
@@ -87,6 +89,7 @@ public final class Trainer {
             preprocess = .official(size: c.imgSize)
             metadata = []
         }
+        normalization = PixelNormalization(preprocess)
         gradients = try FloatSlab(count: layout.totalCount)
         pool = try WorkerPool(threadCount: config.threads)
         forward = try ViTForward(config: c, preprocess: preprocess, maxBatch: config.batchSize, pool: pool, keepActivations: true)
@@ -200,11 +203,11 @@ public final class Trainer {
             }
             lap("first pass")
             let count = b * c.imgSize * c.imgSize * 3
-            DPAP.originalScale(fromRGB8: images, count: count, into: dpapImages.baseAddress!)
+            normalization.originalScale(fromRGB8: images, count: count, into: dpapImages.baseAddress!)
             let log = try dpap.apply(images: dpapImages.baseAddress!, batch: b, patchWeights: forward.patchWeights.baseAddress!,
                                      random: &dpapRandom)
             augmented = log.applied.filter { $0 }.count
-            DPAP.normalizedInput(from: dpapImages.baseAddress!, count: count, into: dpapInput.baseAddress!)
+            normalization.normalizedInput(from: dpapImages.baseAddress!, count: count, into: dpapInput.baseAddress!)
             input = .normalizedHWC(dpapInput.baseAddress!)
             lap("dpap")
         }

@@ -312,3 +312,38 @@ final class DPAPTests: XCTestCase {
         }
     }
 }
+
+/// DPAP's two float32 chains follow the model's preprocessing.
+final class PixelNormalizationTests: XCTestCase {
+    /// With a model's own mean/std (and BGR), the training pass after an unchanged DPAP round
+    /// trip sees what the first pass saw: the model's lookup table, within 2 float32 ulps of the
+    /// value range (the chain's rounding), per network channel.
+    func testBothPassesUseTheModelsNormalisation() {
+        let p = Preprocess(inputWidth: 112, inputHeight: 112, mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225],
+                           channelOrder: .bgr, alignTemplate: Preprocess.arcfaceTemplate112)
+        let lut = p.lookupTable(), n = PixelNormalization(p)
+        let pixels = (0..<(256 * 3)).map { UInt8(($0 / 3) & 255) }
+        var original = [Float](repeating: 0, count: pixels.count), input = original
+        n.originalScale(fromRGB8: pixels, count: pixels.count, into: &original)
+        n.normalizedInput(from: original, count: original.count, into: &input)
+        for i in 0..<pixels.count {
+            let imageChannel = i % 3, networkChannel = 2 - imageChannel
+            let want = lut[networkChannel * 256 + Int(pixels[i])]
+            XCTAssertEqual(input[i], want, accuracy: 2 * Float.ulpOfOne * 3, "pixel \(pixels[i]) channel \(imageChannel)")
+            XCTAssertEqual(original[i], Float(pixels[i]), accuracy: 1e-3)
+        }
+        // The hard-coded official chain would be visibly off for these values.
+        XCTAssertGreaterThan(abs(DPAP.normalize(original[0]) - input[0]), 0.1)
+    }
+
+    /// The official preprocessing gives train.py's chains bit for bit (as before this type).
+    func testOfficialValuesAreTrainPyChains() {
+        let n = PixelNormalization(.official(size: 112))
+        for u in 0..<256 {
+            let x = (Float(u) / 255 - 0.5) / 0.5
+            let original = ((x * 0.5) + 0.5) * 255
+            XCTAssertEqual(n.originalScaleTables[1][u].bitPattern, original.bitPattern)
+            XCTAssertEqual(n.normalize(original, channel: 2).bitPattern, (((original / 255) - 0.5) / 0.5).bitPattern)
+        }
+    }
+}
