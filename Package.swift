@@ -57,37 +57,40 @@ let package = Package(
         // Kernels are optimised in debug builds too (they work on raw pointers, so nothing is
         // lost to checks), which keeps debug test runs of real model sizes fast; on x86-64 they
         // use AVX2 + FMA (ViTForward refuses to run on a CPU without them).
-        .target(name: "TFKernels", dependencies: ["TFCore", "CBLAS", "CDNNLMatmul"], swiftSettings: [.unsafeFlags(["-O"] + kernelCPUFlags)]),
+        .target(name: "TFKernels", dependencies: ["TFCore", "CDNNLMatmul"], swiftSettings: [.unsafeFlags(["-O"] + kernelCPUFlags)]),
         // Attention (with its softmax, the compute-bound kernel of our own) built a second time for
         // AVX-512 from the same files (symbolic links into TFKernels, with the elementwise helpers
         // it calls); TFModel picks a build per forward pass from the CPU (TRANSFACE_ISA caps it).
         .target(name: "TFKernelsAVX512", dependencies: ["TFCore"], swiftSettings: [.unsafeFlags(["-O"] + avx512CPUFlags), .define("TF_AVX512")]),
-        .target(name: "TFModel", dependencies: ["TFCore", "TFKernels", "TFKernelsAVX512", "TransFaceProto", "CProtobufC", "CZlib"]),
+        .target(name: "TFModel", dependencies: ["TFCore", "TFKernels", "TFKernelsAVX512", "TransFaceProto", "CProtobufC"]),
         // Images: decoding (libjpeg-turbo, libpng, PGM/PPM) and 5-point alignment.
         .target(name: "TFImage", dependencies: ["TFCore", "CTurboJPEG", "CPNG"]),
-        // Datasets: RecordIO, image folders, lists, pairs, .bin sets, the threaded loader.
-        .target(name: "TFData", dependencies: ["TFCore", "TFImage"]),
-        // Evaluation on embeddings: k-fold verification, TAR@FAR, ROC, IJB 1:1.
-        .target(name: "TFEval", dependencies: ["TFCore", "TFModel", "TFImage", "TFData"]),
+        // Datasets: RecordIO, image folders, lists, pairs, .bin sets, the threaded loader (images
+        // are decoded through a function the caller passes).
+        .target(name: "TFData", dependencies: ["TFCore"]),
+        // Evaluation: k-fold verification, TAR@FAR, ROC, IJB 1:1 (faces prepared by a caller's function).
+        .target(name: "TFEval", dependencies: ["TFCore", "TFModel", "TFData"]),
+        // The wiring: TFImage's decoder and alignment plugged into the loader, packer and evaluation.
+        .target(name: "TFWiring", dependencies: ["TFCore", "TFImage", "TFData", "TFModel", "TFEval"]),
         // Training: backward passes, losses, DPAP (FFTW), EHSM, optimizers, trainer.
-        .target(name: "TFTrain", dependencies: ["TFCore", "TFKernels", "TFModel", "CFFTW", "CJSON"]),
-        .target(name: "TransFaceC", dependencies: ["TFCore", "TFModel", "TFImage", "TFData", "TFEval", "TFTrain", "CTransFace"]),
+        .target(name: "TFTrain", dependencies: ["TFCore", "TFModel", "CFFTW", "CJSON"]),
+        .target(name: "TransFaceC", dependencies: ["TFCore", "TFKernels", "TFModel", "TFImage", "TFData", "TFEval", "TFWiring", "TFTrain", "CTransFace"]),
         .target(name: "TransFaceFuzzHarness", dependencies: ["TFCore", "TFModel", "TFImage", "TFData", "TFTrain"]),
         .executableTarget(name: "TransFaceFuzz", dependencies: ["TransFaceFuzzHarness"]),
         // Official state_dicts (torch.save zip, .npz) to model files, as bindings/python's convert.py.
         .target(name: "TFConvert", dependencies: ["TFCore", "TFModel", "TFData", "CZip"]),
         .executableTarget(name: "TransFaceCLI", dependencies: [
-            "TFCore", "TFKernels", "TFModel", "TFImage", "TFData", "TFEval", "TFTrain", "TFConvert",
+            "TFCore", "TFKernels", "TFModel", "TFImage", "TFData", "TFEval", "TFWiring", "TFTrain", "TFConvert",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], resources: [.copy("Configs")]),
         .target(name: "TFTestSupport", dependencies: ["TFCore", "TFModel"], path: "Tests/TFTestSupport"),
         .testTarget(name: "TFKernelsTests", dependencies: ["TFKernels", "TFKernelsAVX512", "TFTestSupport"]),
         .testTarget(name: "TFModelTests", dependencies: ["TFModel", "TFTestSupport"]),
         .testTarget(name: "TFImageTests", dependencies: ["TFImage", "TFTestSupport"]),
-        .testTarget(name: "TFDataTests", dependencies: ["TFData", "TFTestSupport"]),
-        .testTarget(name: "TFEvalTests", dependencies: ["TFEval", "TFTestSupport"]),
+        .testTarget(name: "TFDataTests", dependencies: ["TFData", "TFImage", "TFWiring", "TFTestSupport"]),
+        .testTarget(name: "TFEvalTests", dependencies: ["TFEval", "TFImage", "TFWiring", "TFTestSupport"]),
         .testTarget(name: "TFTrainTests", dependencies: ["TFTrain", "TFTestSupport"]),
-        .testTarget(name: "TransFaceCLITests", dependencies: ["TransFaceCLI", "TFModel", "TFImage", "TFData", "TFEval", "TFTrain", "TFTestSupport"]),
+        .testTarget(name: "TransFaceCLITests", dependencies: ["TransFaceCLI", "TFModel", "TFImage", "TFData", "TFEval", "TFWiring", "TFTrain", "TFTestSupport"]),
         .testTarget(name: "TransFaceCTests", dependencies: ["TransFaceC", "TFModel", "TFTestSupport", "CTransFace"]),
         .testTarget(name: "TransFaceFuzzTests", dependencies: ["TransFaceFuzzHarness"]),
     ],

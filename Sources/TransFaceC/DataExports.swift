@@ -4,6 +4,7 @@ import TFData
 
 #if canImport(Glibc)
 import Glibc
+import TFWiring
 #endif
 
 /// Datasets: RecordIO training sets, packing, .bin verification sets.

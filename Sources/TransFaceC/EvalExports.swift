@@ -3,6 +3,7 @@ import TFCore
 import TFData
 import TFEval
 import TFModel
+import TFWiring
 
 /// Evaluation: k-fold verification, ROC and TAR@FAR, evaluation of a model on .bin sets and
 /// pairs lists.

@@ -3,6 +3,7 @@ import TFCore
 import TFData
 import TFEval
 import TFModel
+import TFWiring
 
 /// `transface eval`: verification accuracy (official 10-fold protocol), TAR@FAR and ROC curves
 /// of a model on `.bin` sets, a pairs list or IJB-B/C; optionally stores a deployment threshold

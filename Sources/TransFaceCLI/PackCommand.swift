@@ -1,6 +1,7 @@
 import ArgumentParser
 import TFCore
 import TFData
+import TFWiring
 
 /// `transface pack`: an image folder or list file into an InsightFace/MXNet RecordIO set.
 struct PackCommand: ParsableCommand {

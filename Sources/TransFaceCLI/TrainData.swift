@@ -2,6 +2,7 @@ import TFCore
 import TFData
 import TFEval
 import TFImage
+import TFWiring
 
 /// The training set of a run and the function that turns its encoded samples into model
 /// inputs: decoded, and aligned on the fly when a landmark table is given.

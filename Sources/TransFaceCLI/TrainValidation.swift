@@ -2,6 +2,7 @@ import TFCore
 import TFData
 import TFEval
 import TFModel
+import TFWiring
 
 /// The run's verification sets, evaluated with a model exported from the trainer (10 folds,
 /// flip-summed embeddings, as the official `CallBackVerification`).

@@ -2,6 +2,7 @@ import TFCore
 @testable import TFData
 import TFImage
 import TFTestSupport
+import TFWiring
 import XCTest
 
 #if canImport(Glibc)

@@ -4,6 +4,7 @@ import TFData
 import TFImage
 import TFModel
 import TFTestSupport
+import TFWiring
 import XCTest
 
 /// The model path: the tiny reference model on a few LFW devtest pairs, aligned by the

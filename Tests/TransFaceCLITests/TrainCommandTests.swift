@@ -5,6 +5,7 @@ import TFImage
 import TFModel
 import TFTestSupport
 import TFTrain
+import TFWiring
 import XCTest
 
 /// `transface train` end to end on 48 real LFW faces of the training split (aligned on the fly):

@@ -1,5 +1,6 @@
 import TFCore
 import TFData
+import TFEval
 import TFImage
 import TFModel
 

@@ -1,4 +1,5 @@
 import TFCore
+import TFData
 import TFImage
 
 extension DataLoader {
