@@ -326,6 +326,71 @@ transface_status transface_builder_save(const transface_builder *builder, const 
 transface_status transface_builder_build(const transface_builder *builder,
                                          transface_model **out_model);
 
+/* ---------------------------------------------------------------- converting official state_dicts */
+
+/**
+ * Options of transface_convert_state_dict and transface_convert_infer_config (fill with
+ * transface_convert_params_init; NULL params mean these defaults). The converter's messages
+ * name the options as the command line does (--arch, --num-heads, --embedding-size).
+ */
+typedef struct transface_convert_params {
+    uint32_t struct_size;
+    int32_t num_heads;      /* attention heads; 0 (default): from arch, else 8 (every official
+                               model), which a note reports; must divide embed_dim */
+    int32_t embedding_size; /* 0 (default): from feature.2.weight; else must agree with it */
+    int32_t img_size;       /* input side; 0 (default): 112 when 112 / patch gives the grid of
+                               pos_embed (official), else grid * patch */
+    const char *arch;       /* official preset name ("vit_s", ...): sets num_heads and the training
+                               fields, and the shapes must match it; NULL (default): "custom" */
+    const char *const *metadata; /* metadata_count (key, value) pairs, UTF-8: key i at
+                               metadata[2i], its value at metadata[2i+1]; stored after (and
+                               replacing any of) the converter's own source, source_format,
+                               converter, arch and num_heads_from entries */
+    size_t metadata_count;
+    /* NULL (default), or called on the calling thread with each note (one UTF-8 line: skipped
+       tensors, prefixes stripped, where num_heads came from), in order, after a successful call;
+       line lives for the call only */
+    void (*note)(void *user_data, const char *line);
+    void *user_data;        /* passed to note */
+} transface_convert_params;
+
+transface_convert_params transface_convert_default_params(void);
+/** Defaults into the first `size` bytes of *params (size = sizeof *params; also sets struct_size). */
+transface_status transface_convert_params_init(transface_convert_params *params, uint32_t size);
+
+/**
+ * Convert an official TransFace PyTorch state_dict to a model file at out_path (written as
+ * transface_builder_save does). src_path: a torch.save file of torch >= 1.6 (zip format; read
+ * without torch: the pickle is unpickled with an allow-list of tensor rebuilds, storage types
+ * and OrderedDict, nothing in it is run) or an .npz of arrays under the state_dict names; a
+ * training checkpoint's state_dict_backbone is used and a "module." prefix stripped;
+ * *.num_batches_tracked and partial_fc.* are skipped. The architecture is inferred from the
+ * shapes (see transface_convert_infer_config). float16, bfloat16 and float64 tensors are stored
+ * as float32. The output is byte-identical to `transface convert`'s.
+ * out_config may be NULL; else (struct_size set) it receives the architecture written.
+ * Fails with TRANSFACE_NOT_FOUND (no such source), TRANSFACE_FORMAT (not an .npz or torch.save
+ * zip, damaged or truncated archive, forbidden pickle global, tensors missing, unknown,
+ * mis-shaped or not floating point: all named in one message), TRANSFACE_INVALID_ARGUMENT
+ * (NULL paths, bad params, options that contradict the tensors, NaN or Inf in a tensor) or
+ * TRANSFACE_IO; out_path is then left as it was.
+ */
+transface_status transface_convert_state_dict(const char *src_path,
+                                              const transface_convert_params *params,
+                                              const char *out_path, transface_config *out_config);
+
+/**
+ * The architecture that official tensors of these shapes describe, as transface_convert_state_dict
+ * infers it (no file is read): count tensors, tensor i named names[i] with ndims[i] (0..8)
+ * dimensions; dims holds all shapes one after another (sum of ndims values). Needs pos_embed,
+ * patch_embed.proj.weight, blocks.0.mlp.fc1.weight and feature.2.weight; depth counts the
+ * blocks.<i>. names. params->metadata is not used. TRANSFACE_FORMAT when the shapes describe no
+ * TransFace ViT, TRANSFACE_INVALID_ARGUMENT for options that contradict them.
+ */
+transface_status transface_convert_infer_config(const char *const *names, const int32_t *ndims,
+                                                const int64_t *dims, size_t count,
+                                                const transface_convert_params *params,
+                                                transface_config *out_config);
+
 /* ---------------------------------------------------------------- images (decoding, alignment) */
 
 /*

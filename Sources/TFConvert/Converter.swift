@@ -3,8 +3,8 @@ import TFData
 import TFModel
 
 /// Official TransFace `state_dict`s (torch.save `.pt`/`.pth` zip files or `.npz` archives of the
-/// same names) to model files: the Swift twin of `bindings/python/transface/convert.py`, giving
-/// the same tensors, config and metadata (but `converter`), and refusing the same sources.
+/// same names) to model files: the one converter, behind `transface convert`,
+/// `transface_convert_state_dict` and so `bindings/python/transface/convert.py`.
 public enum Converter {
     public static let version = "1"
     public static let defaultNumHeads = 8

@@ -2,7 +2,7 @@ import TFCore
 import TFModel
 
 extension Converter {
-    /// The architecture official tensors of these shapes describe (convert.py `infer_config`).
+    /// The architecture official tensors of these shapes describe (`transface_convert_infer_config`).
     /// `num_heads` comes from `arch` (a preset), else `numHeads`, else 8 (noted);
     /// `embeddingSize`, when given, must agree with the shapes.
     public static func inferConfig(shapes: [String: [Int]], options: Options, notes: inout [String]) throws -> ViTConfig {

@@ -1,8 +1,7 @@
 import TFCore
 import TFData
 
-/// Reads torch.save files (torch ≥ 1.6 zip format) without torch, safely, as
-/// `bindings/python/transface/_torchfile.py` does: `<name>/data.pkl` is unpickled by the safe
+/// Reads torch.save files (torch ≥ 1.6 zip format) without torch, safely: `<name>/data.pkl` is unpickled by the safe
 /// reader of TFData (`Pickle`) with only `collections.OrderedDict`, `torch._utils._rebuild_tensor`
 /// (`_v2`), `_rebuild_parameter` (`_with_state`) and the `torch.*Storage` types allowed; storages
 /// are persistent ids `('storage', torch.FloatStorage, key, location, numel)` naming the record

@@ -51,6 +51,13 @@ func checkSignaturesAgainstHeader() {
     same(CTransFace.transface_version_string, TransFaceC.transface_version_string)
 }
 
+func checkConvertSignaturesAgainstHeader() {
+    same(CTransFace.transface_convert_default_params, TransFaceC.transface_convert_default_params)
+    same(CTransFace.transface_convert_infer_config, TransFaceC.transface_convert_infer_config)
+    same(CTransFace.transface_convert_params_init, TransFaceC.transface_convert_params_init)
+    same(CTransFace.transface_convert_state_dict, TransFaceC.transface_convert_state_dict)
+}
+
 func checkImageSignaturesAgainstHeader() {
     same(CTransFace.transface_align_face, TransFaceC.transface_align_face)
     same(CTransFace.transface_alignment_template, TransFaceC.transface_alignment_template)

@@ -2,8 +2,8 @@ import ArgumentParser
 import TFConvert
 import TFCore
 
-/// `transface convert`: an official PyTorch state_dict to a model file (TFConvert, the twin of
-/// `python3 -m transface convert`).
+/// `transface convert`: an official PyTorch state_dict to a model file (TFConvert, which
+/// `transface_convert_state_dict` and `python3 -m transface convert` run too).
 struct ConvertCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "convert",
@@ -13,7 +13,7 @@ struct ConvertCommand: ParsableCommand {
             only builds tensors) or an .npz of the official names, also a training checkpoint's \
             'state_dict_backbone' and 'module.'-prefixed names. The architecture is inferred from \
             the shapes; num_heads comes from --arch, --num-heads, or 8 (every official model). \
-            The result equals the Python converter's (same tensors, config and metadata, but 'converter').
+            The same converter runs behind transface_convert_state_dict and python3 -m transface convert.
             Example: transface convert model.pt -o vit_s.tfm --arch vit_s
             """)
 
@@ -27,15 +27,8 @@ struct ConvertCommand: ParsableCommand {
     @Flag(name: .shortAndLong, help: "Print only errors.") var quiet = false
 
     func run() throws {
-        var o = Converter.Options()
-        o.arch = arch
-        o.numHeads = numHeads
-        o.embeddingSize = embeddingSize
-        o.imgSize = imgSize
-        for item in metadata {
-            guard let eq = item.firstIndex(of: "="), eq != item.startIndex else { throw CLISupport.usage("--metadata expects KEY=VALUE, got '\(item)'") }
-            o.metadata.append((String(item[..<eq]), String(item[item.index(after: eq)...])))
-        }
+        let o = Converter.Options(arch: arch, numHeads: numHeads, embeddingSize: embeddingSize, imgSize: imgSize,
+                                  metadata: try metadata.map(Converter.Options.metadataEntry))
         let r = try Converter.convert(source, to: output, options: o)
         guard !quiet else { return }
         for n in r.notes { print("note: \(n)") }

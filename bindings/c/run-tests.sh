@@ -11,6 +11,8 @@
 #   test_handles.c a handle of another type, a freed one, garbage: errors, never a crash
 #   test_precision.c  precision values; bf16 runs (close to float32) or is refused
 #   test_robust.c  finite unit-length embeddings of black, white and noise images; "reduce_lr"
+#   test_convert.c transface_convert_state_dict / _infer_config: an .npz written in C converts to its
+#                  tensors; NULLs, struct_size rules, bad options, garbage and truncated files refused
 #
 # Environment:
 #   TRANSFACE_LIBRARY_DIR   folder of libtransface.so (default: <repo>/.build/debug; relative to the repo)
@@ -18,7 +20,7 @@
 #   TRANSFACE_PARITY_MODEL  a .tfm converted from that reference (python3 -m transface convert):
 #                           also checked by test_parity when set
 #   TRANSFACE_VALGRIND=1    also run test_abi, test_parity, example, test_cxx, test_image, test_train,
-#                           test_data_eval and test_ijb under valgrind memcheck: no invalid access,
+#                           test_data_eval, test_ijb and test_convert under valgrind memcheck: no invalid access,
 #                           no definite leak (the Swift runtime keeps caches that show as possibly
 #                           lost); =all adds test_robust and test_stress (over 15 min each). Not
 #                           test_crash: its children are SIGKILLed by design
@@ -91,6 +93,7 @@ step "test_struct_evolution (every struct as released, behind guard pages; param
 step "test_handles (a handle of another type, freed twice or used after free)" sh -c "$CC $cflags -o '$build/test_handles' '$here/test_handles.c' $link && '$build/test_handles' '$build/reference.tfm'"
 step "test_precision (precision values; bf16 against float32)" sh -c "$CC $cflags -o '$build/test_precision' '$here/test_precision.c' $link -lm && '$build/test_precision' '$build/reference.tfm'"
 step "test_robust (finite unit embeddings of black, white and noise images; non_finite reduce_lr)" sh -c "$CC $cflags -o '$build/test_robust' '$here/test_robust.c' $link -lm && '$build/test_robust' '$build/reference.tfm'"
+step "test_convert (official state_dict converter: conversion, params, refusals)" sh -c "$CC $cflags -o '$build/test_convert' '$here/test_convert.c' $link && '$build/test_convert'"
 step "test_stress (8 threads sharing a model, ${TRANSFACE_STRESS_SECONDS:-30} s; concurrent load/free)" sh -c "$CC $cflags -o '$build/test_stress' '$here/test_stress.c' $link -lm -lpthread && '$build/test_stress'"
 step "test_data_eval (datasets, evaluation; parity with ../shared/reference/verification)" sh -c "$CC $cflags -o '$build/test_data_eval' '$here/test_data_eval.c' $link -lm && '$build/test_data_eval' '$repo/../shared'"
 step "test_ijb (IJB-C 1:1 evaluation of a model against the protocol by hand, errors)" sh -c "$CC $cflags -o '$build/test_ijb' '$here/test_ijb.c' $link -lm && '$build/test_ijb'"
@@ -131,6 +134,7 @@ if [ "${TRANSFACE_VALGRIND:-0}" = 1 ] || [ "$valgrind_all" = 1 ]; then
         step "valgrind test_train" valgrind_run "$build/valgrind-test_train.log" "$build/test_train"
         step "valgrind test_data_eval" valgrind_run "$build/valgrind-test_data_eval.log" "$build/test_data_eval" "$repo/../shared"
         step "valgrind test_ijb" valgrind_run "$build/valgrind-test_ijb.log" "$build/test_ijb"
+        step "valgrind test_convert" valgrind_run "$build/valgrind-test_convert.log" "$build/test_convert"
         if [ "$valgrind_all" = 1 ]; then
             # over 15 minutes each under memcheck: full-size vit_t forward passes; the stress
             # test's single-threaded reference run and 10 threads that valgrind serialises

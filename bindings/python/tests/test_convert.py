@@ -1,20 +1,24 @@
-"""The converter: shape inference for every official preset, .npz and torch .pt sources (read
-without torch), training checkpoints, refusals (exit code 2, one line on stderr), export and
-info."""
+"""The converter (the library's, through transface_convert_state_dict): shape inference for
+every official preset, .npz and torch .pt sources (read without torch), training checkpoints,
+refusals (exit code 2, one line on stderr), byte identity with the converters it replaced,
+export and info."""
 
+import hashlib
 import json
 import os
+import zipfile
 from collections import OrderedDict
 
 import numpy as np
 import pytest
 
+import convert_sources
 import oracle
 import torchzip
 import transface
 from conftest import TINY_HEADS, run_cli
 from transface import __main__ as cli
-from transface.convert import ConversionError, infer_config
+from transface.convert import ConversionError, convert, infer_config
 
 
 def model_tensors(path):
@@ -242,35 +246,8 @@ def test_refusal_from_subprocess_is_one_line_exit_2(tiny_params, tmp_path):
 # ------------------------------------------------------------------ torch .pt without torch
 
 
-def _as_pt_state_dict(params, prefix=""):
-    """Official params as hand-made torch tensors, with some storages in other types, views and
-    shared storages, like real state_dicts can have."""
-    sd = OrderedDict()
-    for n, v in params.items():
-        if n.endswith("num_batches_tracked"):
-            sd[prefix + n] = torchzip.Tensor(v.astype(np.int64).reshape(()), (), dtype="int64")
-        else:
-            sd[prefix + n] = torchzip.Tensor.of(v)
-    # a transposed view: storage holds W^T, the tensor is W with strides (1, rows)
-    w = params["blocks.0.attn.proj.weight"]
-    sd[prefix + "blocks.0.attn.proj.weight"] = torchzip.Tensor(np.ascontiguousarray(w.T), w.shape,
-                                                               stride=(1, w.shape[0]))
-    # two tensors sharing one storage at different offsets
-    b1, b2 = params["blocks.1.norm1.weight"], params["blocks.1.norm1.bias"]
-    both = np.concatenate([np.zeros(5, np.float32), b1, b2])
-    sd[prefix + "blocks.1.norm1.weight"] = torchzip.Tensor(both, b1.shape, offset=5, key="shared")
-    sd[prefix + "blocks.1.norm1.bias"] = torchzip.Tensor(both, b2.shape, offset=5 + b1.size, key="shared")
-    return sd
-
-
-def _half_params(params):
-    """float16 / bfloat16 versions of two tensors, and float32 params with the same values."""
-    p = dict(params)
-    h = params["blocks.0.mlp.fc1.weight"].astype(np.float16)
-    p["blocks.0.mlp.fc1.weight"] = h.astype(np.float32)
-    bits = (params["feature.2.weight"].view(np.uint32) >> 16).astype(np.uint16)  # truncate to bf16
-    p["feature.2.weight"] = (bits.astype(np.uint32) << 16).view(np.float32)
-    return p, h, bits
+_as_pt_state_dict = convert_sources.as_pt_state_dict
+_half_params = convert_sources.half_params
 
 
 def test_pt_without_torch_equals_npz(tiny_params, tmp_path, capsys):
@@ -293,15 +270,7 @@ def test_pt_without_torch_equals_npz(tiny_params, tmp_path, capsys):
 
 
 def test_training_checkpoint_with_module_prefix(tiny_params, tmp_path, capsys):
-    ckpt = {
-        "epoch": 7,
-        "global_step": 1234,
-        "state_dict_backbone": _as_pt_state_dict(tiny_params, prefix="module."),
-        "state_dict_softmax_fc": {"weight": torchzip.Tensor.of(tiny_params["partial_fc.weight"])},
-        "state_optimizer": {"state": {}, "param_groups": [{"lr": 0.001, "betas": (0.9, 0.999),
-                                                           "params": [0, 1, 2]}]},
-        "state_lr_scheduler": {"last_epoch": 3, "base_lrs": [0.001]},
-    }
+    ckpt = convert_sources.training_checkpoint(tiny_params)
     pt = tmp_path / "checkpoint_gpu_0.pt"
     torchzip.save(ckpt, pt)
     out = tmp_path / "ckpt.tfm"
@@ -321,67 +290,85 @@ def test_forbidden_global_is_refused(tmp_path, capsys):
     pt = tmp_path / "evil.pt"
     torchzip.save({"pos_embed": evil}, pt)
     code, _, err = run_main(capsys, "convert", pt, "-o", tmp_path / "x.tfm", "--no-torch")
-    assert_refused(code, err, "os.system", "refusing")
+    assert_refused(code, err, "os.system", "not on the whitelist")
     assert not witness.exists()
     for module, name in (("builtins", "eval"), ("subprocess", "Popen"), ("torch", "load"),
                          ("numpy.core.multiarray", "_reconstruct")):
         torchzip.save({"x": torchzip.Raw(torchzip.glob(module, name) + b")R")}, pt)
         code, _, err = run_main(capsys, "convert", pt, "-o", tmp_path / "x.tfm", "--no-torch")
         assert_refused(code, err, f"{module}.{name}")
-    from transface import _torchfile
-    with pytest.raises(_torchfile.TorchFileError, match="refusing global 'os.system'"):
-        torchzip.save({"pos_embed": evil}, pt)
-        _torchfile.load(pt)
+    torchzip.save({"pos_embed": evil}, pt)
+    with pytest.raises(ConversionError, match="os.system") as e:
+        convert(pt, tmp_path / "x.tfm")
+    assert e.value.status == transface._lib.TRANSFACE_FORMAT
     assert not witness.exists()
 
 
 def test_malformed_pt_files(tiny_params, tmp_path, capsys):
-    from transface import _torchfile
     pt = tmp_path / "bad.pt"
+    out = tmp_path / "x.tfm"
     # a view reaching past its storage
     torchzip.save({"a": torchzip.Tensor(np.zeros(4, np.float32), (3, 3))}, pt)
-    with pytest.raises(_torchfile.TorchFileError, match="reaches element"):
-        _torchfile.load(pt)
+    with pytest.raises(ConversionError, match="reaches element"):
+        convert(pt, out)
     # a storage record shorter than declared
     data, storages = torchzip.pickle_bytes({"a": torchzip.Tensor.of(np.zeros(8, np.float32))})
-    import zipfile
     with zipfile.ZipFile(pt, "w") as z:
         z.writestr("archive/data.pkl", data)
         z.writestr("archive/data/0", b"\0" * 12)
-    with pytest.raises(_torchfile.TorchFileError, match="bytes"):
-        _torchfile.load(pt)
+    with pytest.raises(ConversionError, match="bytes"):
+        convert(pt, out)
     # missing storage record
     with zipfile.ZipFile(pt, "w") as z:
         z.writestr("archive/data.pkl", data)
-    with pytest.raises(_torchfile.TorchFileError, match="missing"):
-        _torchfile.load(pt)
+    with pytest.raises(ConversionError, match="missing"):
+        convert(pt, out)
     # legacy (pre-zip) torch.save files and truncated pickles
     pt.write_bytes(b"\x80\x02\x8a\x0alegacy")
-    code, _, err = run_main(capsys, "convert", pt, "-o", tmp_path / "x.tfm", "--no-torch")
+    code, _, err = run_main(capsys, "convert", pt, "-o", out, "--no-torch")
     assert_refused(code, err, "legacy")
     with zipfile.ZipFile(pt, "w") as z:
         z.writestr("archive/data.pkl", data[:20])
-    code, _, err = run_main(capsys, "convert", pt, "-o", tmp_path / "x.tfm", "--no-torch")
+    code, _, err = run_main(capsys, "convert", pt, "-o", out, "--no-torch")
     assert_refused(code, err, "data.pkl")
     # not a state_dict
     torchzip.save([1, 2, 3], pt)
-    code, _, err = run_main(capsys, "convert", pt, "-o", tmp_path / "x.tfm", "--no-torch")
+    code, _, err = run_main(capsys, "convert", pt, "-o", out)
     assert_refused(code, err, "not a state_dict")
+    # a truncated torch.save file, and a damaged storage (CRC mismatch)
+    good = tmp_path / "good.pt"
+    torchzip.save(_as_pt_state_dict(tiny_params), good)
+    raw = good.read_bytes()
+    for cut in (len(raw) // 2, len(raw) - 10, 30):
+        pt.write_bytes(raw[:cut])
+        code, _, err = run_main(capsys, "convert", pt, "-o", out)
+        assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err, (cut, err)
+    flipped = bytearray(raw)
+    flipped[len(raw) // 2] ^= 0xFF  # inside a stored (uncompressed) storage record
+    pt.write_bytes(bytes(flipped))
+    code, _, err = run_main(capsys, "convert", pt, "-o", out)
+    assert_refused(code, err, "damaged")
+    assert not out.exists()
     # big-endian storages are byte-swapped
-    torchzip.save({"a": torchzip.Tensor(np.arange(4, dtype=">f4"), (4,))}, pt, byteorder="big")
-    np.testing.assert_array_equal(_torchfile.load(pt)["a"].load(), np.arange(4, dtype=np.float32))
+    npz = _write_npz(tmp_path / "little.npz", tiny_params)
+    big = OrderedDict((n, torchzip.Tensor.of(v.astype(v.dtype.newbyteorder(">")))) for n, v in tiny_params.items())
+    torchzip.save(big, pt, byteorder="big")
+    a, b = tmp_path / "little.tfm", tmp_path / "big.tfm"
+    convert(npz, a, num_heads=TINY_HEADS)
+    convert(pt, b, num_heads=TINY_HEADS)
+    assert_same_model(a, b)
 
 
 def test_torch_save_files_if_torch_is_installed(tiny_params, tmp_path, capsys):
-    """With torch importable: torch.save files convert the same through torch.load and through
-    the built-in reader. Skipped where torch is not installed."""
+    """A real torch.save file converts to the same model as the .npz of the same arrays, and our
+    hand-made .pt files load in torch. Skipped where torch is not installed."""
     torch = pytest.importorskip("torch")
     sd = OrderedDict((k, torch.from_numpy(v.copy())) for k, v in tiny_params.items())
     pt = tmp_path / "real.pt"
     torch.save(sd, pt)
     a, b = tmp_path / "a.tfm", tmp_path / "b.tfm"
     assert run_main(capsys, "convert", pt, "-o", a, "--num-heads", 4, "-q")[0] == 0
-    assert run_main(capsys, "convert", pt, "-o", b, "--num-heads", 4, "-q", "--no-torch")[0] == 0
+    assert run_main(capsys, "convert", _write_npz(tmp_path / "same.npz", tiny_params), "-o", b, "--num-heads", 4, "-q")[0] == 0
     assert_same_model(a, b)
     hand = tmp_path / "hand.pt"
     torchzip.save(_as_pt_state_dict(tiny_params), hand)
@@ -389,3 +376,71 @@ def test_torch_save_files_if_torch_is_installed(tiny_params, tmp_path, capsys):
     for k, v in tiny_params.items():
         if not k.endswith("num_batches_tracked"):
             np.testing.assert_array_equal(loaded[k].numpy(), v, err_msg=k)
+
+
+# ------------------------------------------------------------------ byte identity
+
+# SHA-256 of the reference sources of convert_sources.write_sources converted with
+# `--num-heads 4 --metadata set=tiny`. Produced with libtransface 0.2.0 at commit 7552f40
+# by the two converters this one replaced, before the Python one was removed:
+#   swift: `.build/debug/transface-cli convert SRC -o OUT -q --num-heads 4 --metadata set=tiny`
+#          (TFConvert; what the library's transface_convert_state_dict writes now), and
+#   python: `python3 -m transface convert ...` (bindings/python/transface/convert.py +
+#          _torchfile.py; with torch installed, .pt files went through torch.load).
+# The two differed only in metadata values, which the Python converter set to its own name:
+# converter = "transface-python convert v1 (libtransface 0.2.0)" (swift: "transface convert v1
+# (libtransface 0.2.0)"), and source_format = "torch.load" where torch read the file (swift:
+# "torch zip (read without torch)"); tensors, config and the other entries were byte-identical,
+# as the second half of the test shows by setting those two values through --metadata.
+# The `converter` entry names the library version, so these change with it (regenerate then).
+EXPECTED_VERSION = "0.2.0"
+SWIFT_SHA256 = {
+    "tiny_official.npz": "41d8105d3d476256e4ad470116f9a3e932017f8d30c1dfa687e27b125cec6e3a",
+    "model.pt": "35de55cd557961f51984c22ea159fcbe184bdfab62594e32e15479d1fc3da758",
+    "checkpoint_gpu_0.pt": "590849ab404205a1e9cf1006bf5240f7047da1a04ab68de34bb95ac88c05be01",
+    "mixed_dtypes.npz": "9542470220780de4ae91a83217f1bd197ee85dd346229944853e0547a18c20c0",
+    "real.pt": "ff30e0cd39b4d349f0d77e2eae30b03e71f8098fccde1ad3c5dfccb08ea68555",
+}
+PYTHON_SHA256 = {  # torch.load for .pt (torch 2.13 installed); --no-torch gave the "without torch" ones
+    "tiny_official.npz": "f5669051cf5d153b283266601dfdd9f75ecc56c84476969f9c55d556cd0b8aa1",
+    "model.pt": "fef8e8e418b9569d8a47b7e7ceefcc89756c8f3c491dfd860fbed2dca6155d3d",
+    "checkpoint_gpu_0.pt": "2ac3d4d46759d16a1a9324f8e693d5a68a37147590fc8bccbbf8772b1f94d78e",
+    "mixed_dtypes.npz": "20d0f9c69fa37a6fe09c839d6c6a3692d7ee7fba8ca824b57b4f16c21a7a3aaa",
+    "real.pt": "988dafc35c196cd2a79819bb4c1b5a3fd120eec379313ea24449724b336a184d",
+}
+PYTHON_NO_TORCH_SHA256 = {
+    "model.pt": "7d3020775d05c981ad8fd288e47499c315a55364a7e6fecf07811c2505aab064",
+    "checkpoint_gpu_0.pt": "959e39cb2804a2857093b052eb3fdb17cc58b0d74f96d7f99c8dc80ee313a49d",
+    "real.pt": "9e58fd740a0c337ab354292de581d8f5cb98942c7531592f0fbb0c6aadbb382c",
+}
+
+
+def _sha256(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_output_is_byte_identical_to_the_replaced_converters(tiny_params, tmp_path):
+    assert transface.version() == EXPECTED_VERSION, (
+        "the converter metadata names the library version: regenerate the hashes above "
+        "(convert the sources with this version's CLI and check the test's second half still holds)")
+    try:
+        import torch
+    except ImportError:
+        torch = None
+    sources = convert_sources.write_sources(tiny_params, tmp_path, torch=torch)
+    old_label = f"transface-python convert v1 (libtransface {EXPECTED_VERSION})"
+    for name, src in sources.items():
+        out = tmp_path / f"{name}.tfm"
+        convert(src, out, num_heads=TINY_HEADS, metadata={"set": "tiny"})
+        assert _sha256(out) == SWIFT_SHA256[name], name
+        r = run_cli("convert", src, "-o", out, "-q", "--num-heads", TINY_HEADS, "--metadata", "set=tiny")
+        assert r.returncode == 0, r.stderr
+        assert _sha256(out) == SWIFT_SHA256[name], f"{name} (python3 -m transface)"
+        # the old Python converter's files: the same but for its two labels
+        labels = {"set": "tiny", "converter": old_label}
+        if name.endswith(".pt"):
+            convert(src, out, num_heads=TINY_HEADS, metadata=labels)
+            assert _sha256(out) == PYTHON_NO_TORCH_SHA256[name], f"{name} (old python, no torch)"
+            labels["source_format"] = "torch.load"
+        convert(src, out, num_heads=TINY_HEADS, metadata=labels)
+        assert _sha256(out) == PYTHON_SHA256[name], f"{name} (old python)"

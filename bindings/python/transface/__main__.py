@@ -32,10 +32,9 @@ def _metadata_pairs(items):
 def _cmd_convert(args):
     from .convert import convert
     log = (lambda msg: None) if args.quiet else (lambda msg: print(msg, flush=True))
-    use_torch = False if args.no_torch else None
     convert(args.src, args.output, arch=args.arch, num_heads=args.num_heads,
             embedding_size=args.embedding_size, img_size=args.img_size,
-            metadata=_metadata_pairs(args.metadata), use_torch=use_torch, log=log)
+            metadata=_metadata_pairs(args.metadata), log=log)
     return 0
 
 
@@ -141,7 +140,7 @@ def build_parser():
     c.add_argument("--metadata", action="append", metavar="KEY=VALUE",
                    help="extra metadata entry (repeatable)")
     c.add_argument("--no-torch", action="store_true",
-                   help="read .pt files with the built-in reader even if torch is installed")
+                   help="ignored (kept for old scripts): .pt files are always read without torch")
     c.add_argument("-q", "--quiet", action="store_true")
     c.set_defaults(func=_cmd_convert)
 

@@ -521,6 +521,38 @@ FUNCTIONS.update({
 
 STRUCTS.update({"transface_step_result": transface_step_result, "transface_trainer_info": transface_trainer_info})
 
+# ------------------------------------------------------------------ converting official state_dicts
+
+# void (*note)(void *user_data, const char *line)
+transface_convert_note = ctypes.CFUNCTYPE(None, c_void_p, c_char_p)
+
+
+class transface_convert_params(Structure):
+    _fields_ = [
+        ("struct_size", c_uint32),
+        ("num_heads", c_int32),
+        ("embedding_size", c_int32),
+        ("img_size", c_int32),
+        ("arch", c_char_p),
+        ("metadata", POINTER(c_char_p)),
+        ("metadata_count", c_size_t),
+        ("note", transface_convert_note),
+        ("user_data", c_void_p),
+    ]
+
+
+FUNCTIONS.update({
+    "transface_convert_default_params": (transface_convert_params, []),
+    "transface_convert_params_init": (transface_status, [POINTER(transface_convert_params), c_uint32]),
+    "transface_convert_state_dict": (transface_status, [c_char_p, POINTER(transface_convert_params), c_char_p,
+                                                        POINTER(transface_config)]),
+    "transface_convert_infer_config": (transface_status, [POINTER(c_char_p), POINTER(c_int32), POINTER(c_int64),
+                                                          c_size_t, POINTER(transface_convert_params),
+                                                          POINTER(transface_config)]),
+})
+
+STRUCTS.update({"transface_convert_params": transface_convert_params})
+
 # ------------------------------------------------------------------ locating and loading
 
 LIBRARY_NAME = "libtransface.so"
