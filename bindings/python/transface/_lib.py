@@ -48,7 +48,7 @@ TRANSFACE_DTYPE_F16 = 1
 TRANSFACE_DTYPE_BF16 = 2
 
 # Version of the header these declarations were written from.
-HEADER_VERSION = (0, 1, 0)
+HEADER_VERSION = (0, 2, 0)
 HEADER_FORMAT_VERSION = 1
 
 # ------------------------------------------------------------------ errors
