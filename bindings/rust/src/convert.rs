@@ -24,7 +24,7 @@
 //! `arch` (a preset name), `num_heads`, or defaults to 8 (every official model), which a note
 //! reports.
 //!
-//! Refusals come back as [`Error`](crate::Error)s with the library's one-line message:
+//! Refusals come back as [`Error`]s with the library's one-line message:
 //! `NotFound` (no such source), `Format` (not an .npz or torch.save zip, damaged archive,
 //! forbidden pickle global, tensors missing, unknown, mis-shaped or not floating point, shapes
 //! that describe no TransFace ViT), `InvalidArgument` (options that contradict the tensors, bad
