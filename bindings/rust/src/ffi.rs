@@ -3,7 +3,7 @@
 //! Everything here mirrors the header one to one: the functions, the `#[repr(C)]` structs,
 //! the enum constants (C enums are `unsigned int` here: all their values are non-negative) and
 //! the flags. Use the safe wrappers of the crate root unless you need the raw calls.
-//! Every one of the header's 77 functions is declared here.
+//! Every one of the header's 87 functions is declared here.
 
 #![allow(non_camel_case_types)]
 
@@ -302,6 +302,101 @@ extern "C" {
         builder: *const transface_builder,
         out_model: *mut *mut transface_model,
     ) -> transface_status;
+}
+
+// ------------------------------------------------------------------ converting official state_dicts
+
+/// The `note` callback of `transface_convert_params`: one UTF-8 line, valid for the call only.
+pub type transface_convert_note = Option<unsafe extern "C" fn(user_data: *mut core::ffi::c_void, line: *const c_char)>;
+
+/// `struct transface_convert_params`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct transface_convert_params {
+    pub struct_size: u32,
+    /// Attention heads; 0: from arch, else 8 (noted).
+    pub num_heads: i32,
+    /// 0: from feature.2.weight; else must agree with it.
+    pub embedding_size: i32,
+    /// Input side; 0: 112 when it fits the grid of pos_embed, else grid * patch.
+    pub img_size: i32,
+    /// Official preset name; NULL: "custom".
+    pub arch: *const c_char,
+    /// `metadata_count` (key, value) pairs: key i at `metadata[2i]`, value at `metadata[2i+1]`.
+    pub metadata: *const *const c_char,
+    pub metadata_count: usize,
+    /// Called on the calling thread with each note, after a successful call.
+    pub note: transface_convert_note,
+    /// Passed to `note`.
+    pub user_data: *mut core::ffi::c_void,
+}
+
+extern "C" {
+    pub fn transface_convert_default_params() -> transface_convert_params;
+    pub fn transface_convert_params_init(params: *mut transface_convert_params, size: u32) -> transface_status;
+    pub fn transface_convert_state_dict(
+        src_path: *const c_char,
+        params: *const transface_convert_params,
+        out_path: *const c_char,
+        out_config: *mut transface_config,
+    ) -> transface_status;
+    pub fn transface_convert_infer_config(
+        names: *const *const c_char,
+        ndims: *const i32,
+        dims: *const i64,
+        count: usize,
+        params: *const transface_convert_params,
+        out_config: *mut transface_config,
+    ) -> transface_status;
+}
+
+#[cfg(test)]
+mod convert_layout_tests {
+    use super::*;
+    use core::mem::{align_of, size_of, MaybeUninit};
+
+    macro_rules! offset {
+        ($t:ty, $f:ident) => {{
+            let v = MaybeUninit::<$t>::uninit();
+            // SAFETY: only the field's address is taken, nothing is read.
+            unsafe { core::ptr::addr_of!((*v.as_ptr()).$f) as usize - v.as_ptr() as usize }
+        }};
+    }
+
+    /// Sizes and offsets as gcc lays out the header on LP64 Linux (56 bytes: the struct's
+    /// first released size, ConvertExports.swift's firstReleasedSize).
+    #[test]
+    #[cfg(target_pointer_width = "64")]
+    fn convert_params_layout_matches_the_header() {
+        assert_eq!(size_of::<transface_convert_params>(), 56);
+        assert_eq!(align_of::<transface_convert_params>(), 8);
+        assert_eq!(offset!(transface_convert_params, num_heads), 4);
+        assert_eq!(offset!(transface_convert_params, embedding_size), 8);
+        assert_eq!(offset!(transface_convert_params, img_size), 12);
+        assert_eq!(offset!(transface_convert_params, arch), 16);
+        assert_eq!(offset!(transface_convert_params, metadata), 24);
+        assert_eq!(offset!(transface_convert_params, metadata_count), 32);
+        assert_eq!(offset!(transface_convert_params, note), 40);
+        assert_eq!(offset!(transface_convert_params, user_data), 48);
+        assert_eq!(size_of::<transface_convert_note>(), size_of::<usize>());
+    }
+
+    #[test]
+    fn convert_defaults() {
+        // SAFETY: returns a struct by value (this binding's header is the library's).
+        let p = unsafe { transface_convert_default_params() };
+        assert_eq!(p.struct_size as usize, size_of::<transface_convert_params>());
+        let q = defaults(transface_convert_params_init);
+        assert_eq!(q.struct_size as usize, size_of::<transface_convert_params>());
+        for p in [p, q] {
+            assert_eq!((p.num_heads, p.embedding_size, p.img_size, p.metadata_count), (0, 0, 0, 0));
+            assert!(p.arch.is_null() && p.metadata.is_null() && p.note.is_none() && p.user_data.is_null());
+        }
+        // A struct_size below the first released size is refused.
+        let mut small = MaybeUninit::<transface_convert_params>::zeroed();
+        // SAFETY: the struct is writable for its whole size; only 8 bytes are claimed.
+        assert_eq!(unsafe { transface_convert_params_init(small.as_mut_ptr(), 8) }, TRANSFACE_INVALID_ARGUMENT);
+    }
 }
 
 // ------------------------------------------------------------------ images (decoding, alignment)

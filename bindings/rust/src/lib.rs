@@ -43,13 +43,14 @@
 //!
 //! The modules mirror the Python package (`bindings/python/transface/`); everything is also
 //! re-exported here. [`error`] (`_lib.py`'s errors), [`config`], [`model`], [`context`],
-//! [`builder`] (`_api.py`), [`image`] (`_image.py`), [`data`] (`_data.py`), [`eval`]
-//! (`_eval.py`), [`train`] (`_train.py`), and [`ffi`], the raw declarations of every function
-//! of `include/transface.h`.
+//! [`builder`] (`_api.py`), [`convert`] (`convert.py`), [`image`] (`_image.py`), [`data`]
+//! (`_data.py`), [`eval`] (`_eval.py`), [`train`] (`_train.py`), and [`ffi`], the raw
+//! declarations of every function of `include/transface.h`.
 
 pub mod builder;
 pub mod config;
 pub mod context;
+pub mod convert;
 pub mod data;
 pub mod error;
 pub mod eval;
@@ -63,6 +64,9 @@ mod version;
 pub use builder::Builder;
 pub use config::{ChannelOrder, Config, Preprocess, TensorInfo};
 pub use context::{compare, Context, ContextParams, EmbedFlags, Patches, Precision};
+pub use convert::{
+    convert_state_dict, convert_state_dict_with_notes, infer_config, infer_config_with_notes, Conversion, ConvertOptions,
+};
 pub use data::{PackParams, RecordIO, RecordIOLayout, VerificationBin};
 pub use error::{Error, Result, Status};
 pub use eval::ijb::{IjbParams, IjbResult};

@@ -256,3 +256,170 @@ pub fn expect(result: Result<impl std::fmt::Debug, Error>, status: Status, words
     assert!(boxed.to_string().contains(&err.message));
     err
 }
+
+// ------------------------------------------------------------------ .npz (a stored zip of .npy files)
+
+/// CRC-32 (IEEE 802.3, as zip uses it) of `data`.
+pub fn crc32(data: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in data {
+        crc ^= b as u32;
+        for _ in 0..8 {
+            crc = (crc >> 1) ^ (0xEDB8_8320 & (crc & 1).wrapping_neg());
+        }
+    }
+    !crc
+}
+
+/// A zip archive of `entries` (name, bytes), stored (not compressed), as `np.savez` writes
+/// .npz files (no ZIP64: every entry and the archive stay below 4 GiB).
+pub fn stored_zip(entries: &[(String, Vec<u8>)]) -> Vec<u8> {
+    fn u16le(out: &mut Vec<u8>, v: usize) {
+        out.extend_from_slice(&u16::try_from(v).expect("zip field overflows 16 bits").to_le_bytes());
+    }
+    fn u32le(out: &mut Vec<u8>, v: usize) {
+        out.extend_from_slice(&u32::try_from(v).expect("zip field overflows 32 bits (no ZIP64 here)").to_le_bytes());
+    }
+    const DOS_DATE: usize = 0x21; // 1980-01-01
+    let (mut file, mut central) = (Vec::new(), Vec::new());
+    for (name, data) in entries {
+        let (crc, offset, n) = (crc32(data) as usize, file.len(), name.len());
+        // local file header
+        u32le(&mut file, 0x0403_4b50);
+        for v in [20, 0, 0, 0, DOS_DATE] {
+            u16le(&mut file, v); // version needed, flags, method (stored), time, date
+        }
+        for v in [crc, data.len(), data.len()] {
+            u32le(&mut file, v);
+        }
+        u16le(&mut file, n);
+        u16le(&mut file, 0);
+        file.extend_from_slice(name.as_bytes());
+        file.extend_from_slice(data);
+        // central directory entry
+        u32le(&mut central, 0x0201_4b50);
+        for v in [20, 20, 0, 0, 0, DOS_DATE] {
+            u16le(&mut central, v); // made by, needed, flags, method, time, date
+        }
+        for v in [crc, data.len(), data.len()] {
+            u32le(&mut central, v);
+        }
+        for v in [n, 0, 0, 0, 0] {
+            u16le(&mut central, v); // name, extra, comment lengths, disk, internal attributes
+        }
+        u32le(&mut central, 0); // external attributes
+        u32le(&mut central, offset);
+        central.extend_from_slice(name.as_bytes());
+    }
+    let (cd_offset, cd_size) = (file.len(), central.len());
+    file.extend_from_slice(&central);
+    u32le(&mut file, 0x0605_4b50);
+    for v in [0, 0, entries.len(), entries.len()] {
+        u16le(&mut file, v);
+    }
+    u32le(&mut file, cd_size);
+    u32le(&mut file, cd_offset);
+    u16le(&mut file, 0);
+    file
+}
+
+/// The .npy files of the reference's `param/` as (state_dict name, file bytes), sorted by
+/// name; includes the tensors the converter skips (`*.num_batches_tracked`, `partial_fc.weight`).
+pub fn reference_param_files() -> Vec<(String, Vec<u8>)> {
+    let param = reference_dir().join("param");
+    let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(&param)
+        .unwrap_or_else(|e| panic!("{}: {e}", param.display()))
+        .map(|e| e.unwrap().path())
+        .filter_map(|p| {
+            let name = p.file_name()?.to_str()?.strip_suffix(".npy")?.to_owned();
+            Some((name, std::fs::read(&p).unwrap()))
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+/// An .npz of (state_dict name, .npy bytes) entries, as `np.savez(path, **arrays)`.
+pub fn npz(arrays: &[(String, Vec<u8>)]) -> Vec<u8> {
+    let entries: Vec<(String, Vec<u8>)> = arrays.iter().map(|(n, d)| (format!("{n}.npy"), d.clone())).collect();
+    stored_zip(&entries)
+}
+
+/// One little-endian .npy file (format 1.0) of `shape`, `descr` ("<f4", "<i4", ...) and raw `data`.
+pub fn npy_bytes(descr: &str, shape: &[usize], data: &[u8]) -> Vec<u8> {
+    let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+    let shape = if dims.len() == 1 { format!("({},)", dims[0]) } else { format!("({})", dims.join(", ")) };
+    let mut header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut out = b"\x93NUMPY\x01\x00".to_vec();
+    out.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    out.extend_from_slice(header.as_bytes());
+    out.extend_from_slice(data);
+    out
+}
+
+/// A float32 .npy file.
+pub fn npy_f32(shape: &[usize], values: &[f32]) -> Vec<u8> {
+    assert_eq!(shape.iter().product::<usize>(), values.len());
+    let data: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    npy_bytes("<f4", shape, &data)
+}
+
+// ------------------------------------------------------------------ SHA-256
+
+/// SHA-256 of `data`, lower-case hex (FIPS 180-4).
+pub fn sha256_hex(data: &[u8]) -> String {
+    const K: [u32; 64] = [
+        0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5, 0xd807aa98,
+        0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174, 0xe49b69c1, 0xefbe4786,
+        0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da, 0x983e5152, 0xa831c66d, 0xb00327c8,
+        0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967, 0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13,
+        0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85, 0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819,
+        0xd6990624, 0xf40e3585, 0x106aa070, 0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a,
+        0x5b9cca4f, 0x682e6ff3, 0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7,
+        0xc67178f2,
+    ];
+    let mut h: [u32; 8] =
+        [0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19];
+    let mut msg = data.to_vec();
+    msg.push(0x80);
+    while msg.len() % 64 != 56 {
+        msg.push(0);
+    }
+    msg.extend_from_slice(&((data.len() as u64) * 8).to_be_bytes());
+    for block in msg.chunks_exact(64) {
+        let mut w = [0u32; 64];
+        for i in 0..16 {
+            w[i] = u32::from_be_bytes(block[4 * i..4 * i + 4].try_into().unwrap());
+        }
+        for i in 16..64 {
+            let s0 = w[i - 15].rotate_right(7) ^ w[i - 15].rotate_right(18) ^ (w[i - 15] >> 3);
+            let s1 = w[i - 2].rotate_right(17) ^ w[i - 2].rotate_right(19) ^ (w[i - 2] >> 10);
+            w[i] = w[i - 16].wrapping_add(s0).wrapping_add(w[i - 7]).wrapping_add(s1);
+        }
+        let [mut a, mut b, mut c, mut d, mut e, mut f, mut g, mut hh] = h;
+        for i in 0..64 {
+            let s1 = e.rotate_right(6) ^ e.rotate_right(11) ^ e.rotate_right(25);
+            let ch = (e & f) ^ (!e & g);
+            let t1 = hh.wrapping_add(s1).wrapping_add(ch).wrapping_add(K[i]).wrapping_add(w[i]);
+            let s0 = a.rotate_right(2) ^ a.rotate_right(13) ^ a.rotate_right(22);
+            let maj = (a & b) ^ (a & c) ^ (b & c);
+            let t2 = s0.wrapping_add(maj);
+            hh = g;
+            g = f;
+            f = e;
+            e = d.wrapping_add(t1);
+            d = c;
+            c = b;
+            b = a;
+            a = t1.wrapping_add(t2);
+        }
+        for (x, y) in h.iter_mut().zip([a, b, c, d, e, f, g, hh]) {
+            *x = x.wrapping_add(y);
+        }
+    }
+    h.iter().map(|x| format!("{x:08x}")).collect()
+}
