@@ -350,18 +350,21 @@ extern "C" {
     ) -> transface_status;
 }
 
+/// Byte offset of a field in the layout tests below (rust-version 1.70 has no `offset_of!`).
+#[cfg(test)]
+macro_rules! offset {
+    ($t:ty, $f:ident) => {{
+        let v = core::mem::MaybeUninit::<$t>::uninit();
+        // SAFETY: only the field's address is taken, nothing is read.
+        unsafe { core::ptr::addr_of!((*v.as_ptr()).$f) as usize - v.as_ptr() as usize }
+    }};
+}
+
 #[cfg(test)]
 mod convert_layout_tests {
     use super::*;
-    use core::mem::{align_of, size_of, MaybeUninit};
+    use core::mem::{align_of, size_of};
 
-    macro_rules! offset {
-        ($t:ty, $f:ident) => {{
-            let v = MaybeUninit::<$t>::uninit();
-            // SAFETY: only the field's address is taken, nothing is read.
-            unsafe { core::ptr::addr_of!((*v.as_ptr()).$f) as usize - v.as_ptr() as usize }
-        }};
-    }
 
     /// Sizes and offsets as gcc lays out the header on LP64 Linux (56 bytes: the struct's
     /// first released size, ConvertExports.swift's firstReleasedSize).
@@ -393,7 +396,7 @@ mod convert_layout_tests {
             assert!(p.arch.is_null() && p.metadata.is_null() && p.note.is_none() && p.user_data.is_null());
         }
         // A struct_size below the first released size is refused.
-        let mut small = MaybeUninit::<transface_convert_params>::zeroed();
+        let mut small = core::mem::MaybeUninit::<transface_convert_params>::zeroed();
         // SAFETY: the struct is writable for its whole size; only 8 bytes are claimed.
         assert_eq!(unsafe { transface_convert_params_init(small.as_mut_ptr(), 8) }, TRANSFACE_INVALID_ARGUMENT);
     }
@@ -831,16 +834,8 @@ extern "C" {
 #[cfg(test)]
 mod ijb_train_layout_tests {
     use super::*;
-    use core::mem::{size_of, MaybeUninit};
+    use core::mem::size_of;
 
-    /// Byte offset of a field (rust-version 1.70 has no `offset_of!`).
-    macro_rules! offset {
-        ($t:ty, $f:ident) => {{
-            let v = MaybeUninit::<$t>::uninit();
-            // SAFETY: only the field's address is taken, nothing is read.
-            unsafe { core::ptr::addr_of!((*v.as_ptr()).$f) as usize - v.as_ptr() as usize }
-        }};
-    }
 
     /// Sizes and offsets as gcc lays out the header on LP64 Linux.
     #[test]
