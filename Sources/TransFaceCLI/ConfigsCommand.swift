@@ -9,8 +9,8 @@ struct ConfigsCommand: ParsableCommand {
         commandName: "configs", abstract: "List the shipped training configurations, or print one.",
         discussion: """
             Without arguments: the runnable recipes, one name a line. NAME prints a shipped configuration \
-            as shipped; it may name a base ("base": NAME) of the recipes, which the list leaves out \
-            (\(ShippedConfigs.baseNames().joined(separator: ", "))). --show NAME|FILE prints it resolved: \
+            as shipped: a recipe, or one of the bases the recipes are written over ("base": NAME), which \
+            the list leaves out (\(ShippedConfigs.baseNames().joined(separator: ", "))). --show NAME|FILE prints it resolved: \
             bases merged, --set overrides applied, every default written out, as JSON that \
             `transface train --config` reads to the same run; num_classes (when the data decides it) \
             and, when "epochs" is set, trainer.schedule are left out. A base is shown merged only (it \

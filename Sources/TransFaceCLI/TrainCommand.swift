@@ -20,7 +20,9 @@ struct TrainCommand: ParsableCommand {
             RecordIO .rec, an image folder, or a list file with optional 5-point landmarks to align on \
             the fly), the verification sets ("val_targets"), and how often to log, evaluate and \
             checkpoint. `transface configs` lists the shipped ones (official recipes and the LFW demo); \
-            --config takes a file or one of those names. The output folder receives run.json, \
+            --config takes a file or one of those names; a configuration may name a "base" it is \
+            merged over (--set applies after the merge), and `transface configs --show NAME` prints \
+            what a run resolves to. The output folder receives run.json, \
             train.jsonl (one record per logged step and evaluation), checkpoints/, model.tfm and eval/.
 
             Ctrl-C (or SIGTERM) finishes the current step, writes a checkpoint and exits with status \
