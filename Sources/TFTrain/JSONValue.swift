@@ -70,6 +70,29 @@ public indirect enum JSONValue: Equatable {
         case .object(let o): return "{" + o.map { JSONText.quoted($0.key) + ":" + $0.value.text }.joined(separator: ",") + "}"
         }
     }
+
+    /// Indented JSON text, two spaces a level, arrays without objects or arrays on one line (as
+    /// the shipped configurations are written), with a final newline.
+    public var prettyText: String { pretty(indent: "") + "\n" }
+
+    private func pretty(indent: String) -> String {
+        let inner = indent + "  "
+        switch self {
+        case .object(let o) where !o.isEmpty:
+            return "{\n" + o.map { inner + JSONText.quoted($0.key) + ": " + $0.value.pretty(indent: inner) }.joined(separator: ",\n") + "\n\(indent)}"
+        case .array(let a) where a.contains(where: \.isContainer):
+            return "[\n" + a.map { inner + $0.pretty(indent: inner) }.joined(separator: ",\n") + "\n\(indent)]"
+        case .array(let a): return "[" + a.map(\.text).joined(separator: ", ") + "]"
+        default: return text
+        }
+    }
+
+    private var isContainer: Bool {
+        switch self {
+        case .object, .array: return true
+        default: return false
+        }
+    }
 }
 
 /// Reads the members of one JSON object, tracking which keys were used so that unknown keys

@@ -182,3 +182,16 @@ public struct TrainerConfig {
                              nonFinite: nonFinite, json: text)
     }
 }
+
+extension TrainerConfig: Equatable {
+    /// The same training: every setting equal (the source text `json` is not compared).
+    public static func == (a: TrainerConfig, b: TrainerConfig) -> Bool {
+        a.model == b.model && a.numClasses == b.numClasses && a.sampleRate == b.sampleRate && a.margin == b.margin
+            && a.optimizer == b.optimizer && a.learningRate == b.learningRate && a.weightDecay == b.weightDecay
+            && a.betas == b.betas && a.eps == b.eps && a.momentum == b.momentum && a.decay == b.decay
+            && a.warmupSteps == b.warmupSteps && a.maxSteps == b.maxSteps && a.clipGradNorm == b.clipGradNorm
+            && a.dpap == b.dpap && a.ehsm == b.ehsm && a.batchSize == b.batchSize
+            && a.gradientAccumulation == b.gradientAccumulation && a.seed == b.seed && a.threads == b.threads
+            && a.nonFinite == b.nonFinite
+    }
+}

@@ -20,7 +20,9 @@ struct TrainCommand: ParsableCommand {
             RecordIO .rec, an image folder, or a list file with optional 5-point landmarks to align on \
             the fly), the verification sets ("val_targets"), and how often to log, evaluate and \
             checkpoint. `transface configs` lists the shipped ones (official recipes and the LFW demo); \
-            --config takes a file or one of those names. The output folder receives run.json, \
+            --config takes a file or one of those names; a configuration may name a "base" it is \
+            merged over (--set applies after the merge), and `transface configs --show NAME` prints \
+            what a run resolves to. The output folder receives run.json, \
             train.jsonl (one record per logged step and evaluation), checkpoints/, model.tfm and eval/.
 
             Ctrl-C (or SIGTERM) finishes the current step, writes a checkpoint and exits with status \
@@ -55,8 +57,8 @@ struct TrainCommand: ParsableCommand {
     }
 
     func run() throws {
-        // The configuration as run (overrides and --output applied) is saved as run.json, which a
-        // resume without --config reads.
+        // The configuration as run (bases merged, then overrides and --output applied) is saved as
+        // run.json, which a resume without --config reads.
         var document = try JSONValue.parse(try TrainRunConfig.applyingAll(overrides, to: try runConfigText()))
         if let output { document = try TrainRunConfig.setting(["output"], to: .string(output), in: document) }
         let run = try TrainRunConfig.parse(document.text)
@@ -132,16 +134,16 @@ struct TrainCommand: ParsableCommand {
         if !reports.isEmpty { try validator.writeROC(reports, to: run.output + "/eval") }
     }
 
-    /// The run configuration's text: --config (a file or a shipped name), or the run.json of the
-    /// output folder the resumed checkpoint lives in.
+    /// The run configuration's text, its bases merged in: --config (a file or a shipped name), or
+    /// the run.json of the output folder the resumed checkpoint lives in.
     private func runConfigText() throws -> String {
-        if let config { return try ShippedConfigs.text(config) }
+        if let config { return try RunConfigBases.resolved(config).text }
         let folder = DataFiles.folder(of: DataFiles.folder(of: resume!))
         let path = folder + "/run.json"
         guard DataFiles.isFile(path) else {
             throw TransFaceError.notFound("no --config given and no run.json in '\(folder)' (the checkpoint's run folder)")
         }
-        return try DataFiles.readText(path)
+        return try RunConfigBases.resolved(text: try DataFiles.readText(path), name: path).text
     }
 
     private static func bytes(_ words: [UInt64]) -> [UInt8] {
