@@ -43,6 +43,9 @@ typedef struct { uint32_t struct_size; char dataset[8]; size_t images, templates
 typedef struct { uint32_t struct_size; double loss, first_pass_loss, learning_rate, gradient_norm, clip_coefficient;
                  int32_t optimizer_stepped, skipped, images_augmented; uint64_t step; double seconds; } step_result_v1;
 typedef struct { uint32_t struct_size; uint64_t step, batches; double learning_rate, learning_rate_scale; } trainer_info_v1;
+typedef struct { uint32_t struct_size; int32_t num_heads, embedding_size, img_size; const char *arch;
+                 const char *const *metadata; size_t metadata_count; void (*note)(void *, const char *);
+                 void *user_data; } convert_params_v1;
 
 /* Memory for `size` bytes that end where an inaccessible page begins; `slot` 0..3 picks one of
  * four such regions (so that a call can take several guarded structs). Filled with 0xA5. */

@@ -9,7 +9,8 @@
  *    and the same values as today's struct gets;
  *  - below the first released size, or a larger struct with a set unknown byte: INVALID_ARGUMENT
  *    naming the struct and both sizes.
- * The IJB structs are checked the same way in test_ijb.c (it has the IJB folder).
+ * The IJB structs are checked the same way in test_ijb.c (it has the IJB folder), the conversion
+ * call's struct_size rules in test_convert.c.
  * Usage: test_struct_evolution MODEL.tfm (test_parity --save writes the reference tiny model). */
 #include "struct_v1.h"
 
@@ -45,6 +46,8 @@ static void layout(void) {
     SAME_OFFSET(ijb_summary_v1, transface_ijb_summary, auc);
     SAME_OFFSET(step_result_v1, transface_step_result, seconds);
     SAME_OFFSET(trainer_info_v1, transface_trainer_info, learning_rate_scale);
+    SAME_OFFSET(convert_params_v1, transface_convert_params, user_data);
+    CHECK(sizeof(convert_params_v1) == sizeof(transface_convert_params), "convert_params v1 size");
     CHECK(sizeof(config_v0) == 76 && sizeof(context_params_v0) == 12, "0.1 sizes");
 }
 
@@ -277,6 +280,7 @@ int main(int argc, char **argv) {
     CHECK_INIT(pack, pack_params_v1, 20);
     CHECK_INIT(verify, verify_params_v1, 40);
     CHECK_INIT(ijb, ijb_params_v1, 24);
+    CHECK_INIT(convert, convert_params_v1, 56);
     model_structs(argv[1]);
     image_structs();
     pack_structs();
