@@ -67,7 +67,7 @@ public final class FaceDetector {
 
     /// facenet's pyramid: scales 12/minsize · factorⁱ while the shorter side still holds a 12-px
     /// cell (in double precision, the factor taken as the decimal it prints as, e.g. 0.709).
-    func scales(width: Int, height: Int) -> [Double] {
+    public func scales(width: Int, height: Int) -> [Double] {
         let m = 12.0 / Double(config.minFaceSize), factor = Double("\(config.scaleFactor)")!
         var minl = Double(min(width, height)) * m, scale = m, out: [Double] = []
         while minl >= 12 {

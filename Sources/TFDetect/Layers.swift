@@ -33,12 +33,20 @@ struct ConvLayer {
     var patch: Int { kernel * kernel * inChannels }
     func outSize(_ size: Int) -> Int { size - kernel + 1 }
 
+    /// Output lines per chunk: as many as fit in `chunkRows` output pixels, at least one.
+    func chunkLines(width: Int, chunkRows: Int) -> Int { max(1, chunkRows / outSize(width)) }
+
+    /// Floats of the `col` buffer `forward` needs for an input `width` wide.
+    func colFloats(width: Int, chunkRows: Int) -> Int {
+        kernel == 1 ? 0 : chunkLines(width: width, chunkRows: chunkRows) * outSize(width) * patch
+    }
+
     /// Output lines `lines` of the layer over `x` [height × width × in] into `out` (the whole
-    /// output [outHeight × outWidth × out]), in chunks of at most `chunkRows` output pixels
-    /// (≥ one line) through `col` (chunkRows × patch floats).
+    /// output [outHeight × outWidth × out]), in chunks of `chunkLines` lines through `col`
+    /// (`colFloats` floats).
     func forward(_ x: UnsafePointer<Float>, width: Int, lines: Range<Int>, out: UnsafeMutablePointer<Float>,
                  col: UnsafeMutablePointer<Float>, chunkRows: Int) {
-        let ow = outSize(width), step = max(1, chunkRows / ow)
+        let ow = outSize(width), step = chunkLines(width: width, chunkRows: chunkRows)
         var line = lines.lowerBound
         while line < lines.upperBound {
             let chunk = line..<min(line + step, lines.upperBound), rows = chunk.count * ow

@@ -35,7 +35,10 @@ enum Stage {
     /// Output pixels per im2col chunk (the patch matrix of a chunk stays in L2).
     static let chunkRows = 256
 
-    var patch: Int { if case .conv(let c) = self { return c.patch } else { return 0 } }
+    /// Floats of the `col` buffer `run` needs on an input of shape `s`.
+    func colFloats(_ s: MapShape) -> Int {
+        if case .conv(let c) = self { return c.colFloats(width: s.width, chunkRows: Stage.chunkRows) } else { return 0 }
+    }
 }
 
 /// Per-worker buffers of the networks.
@@ -75,7 +78,7 @@ struct PNet {
             pool.run { w in
                 let lines = WorkerPool.split(outShape.height, parts: pool.threadCount, index: w)
                 guard !lines.isEmpty else { return }
-                stage.run(src, s, lines: lines, out: out, col: workers[w].col.floats(Stage.chunkRows * max(1, stage.patch)))
+                stage.run(src, s, lines: lines, out: out, col: workers[w].col.floats(stage.colFloats(s)))
             }
             input = out
             useA.toggle()
@@ -130,15 +133,18 @@ struct CropNet {
     /// the face probability. `features` holds n × featureShape.count floats.
     func forward(pool: WorkerPool, _ x: UnsafePointer<Float>, count n: Int, features: UnsafeMutablePointer<Float>,
                  out: UnsafeMutablePointer<Float>, workers: [WorkerScratch]) {
-        let maxMap = stages.reduce(into: (MapShape(height: size, width: size, channels: 3), 0)) { acc, st in
-            acc.0 = st.output(acc.0); acc.1 = max(acc.1, acc.0.count)
-        }.1
-        let maxPatch = stages.map(\.patch).max()!, maxHidden = dense.map(\.outFeatures).max()!
+        var maxMap = 0, maxCol = 0, shape = MapShape(height: size, width: size, channels: 3)
+        for st in stages {
+            maxCol = max(maxCol, st.colFloats(shape))
+            shape = st.output(shape)
+            maxMap = max(maxMap, shape.count)
+        }
+        let maxHidden = dense.map(\.outFeatures).max()!
         let fc = featureShape.count, outs = outputs
         pool.run { w in
             let crops = WorkerPool.split(n, parts: pool.threadCount, index: w)
             guard !crops.isEmpty else { return }
-            let s = workers[w], col = s.col.floats(Stage.chunkRows * maxPatch)
+            let s = workers[w], col = s.col.floats(maxCol)
             let ping = s.ping.floats(maxMap), pong = s.pong.floats(maxMap)
             for crop in crops {
                 var shape = MapShape(height: size, width: size, channels: 3)

@@ -1,6 +1,7 @@
 import Foundation
 import TFCore
 import TFModel
+import TFTestSupport
 
 /// Development weights of the detector: one little-endian float32 `.npy` file per tensor of
 /// `DetectorModel.layout` (`pnet.conv1.weight.npy`, ...) in the folder `TRANSFACE_MTCNN_WEIGHTS`
@@ -31,26 +32,9 @@ public enum NpyWeights {
         return try DetectorModel(config: config, tensors: tensors)
     }
 
-    /// A C-order `<f4` .npy file (format versions 1–3).
+    /// One tensor (TFTestSupport's .npy reader: C order).
     public static func read(_ path: String) throws -> DetectorModel.Tensor {
-        guard let data = FileManager.default.contents(atPath: path) else { throw TransFaceError.io("cannot read '\(path)'") }
-        let bytes = [UInt8](data)
-        guard bytes.count >= 10, bytes[0] == 0x93, String(decoding: bytes[1..<6], as: UTF8.self) == "NUMPY" else {
-            throw TransFaceError.format("'\(path)' is not a .npy file")
-        }
-        let major = bytes[6]
-        let (headerLength, start) = major == 1 ? (Int(bytes[8]) | Int(bytes[9]) << 8, 10)
-            : (Int(bytes[8]) | Int(bytes[9]) << 8 | Int(bytes[10]) << 16 | Int(bytes[11]) << 24, 12)
-        guard bytes.count >= start + headerLength else { throw TransFaceError.format("'\(path)': truncated header") }
-        let header = String(decoding: bytes[start..<(start + headerLength)], as: UTF8.self)
-        guard header.contains("'descr': '<f4'"), header.contains("'fortran_order': False"),
-              let open = header.range(of: "'shape': ("), let close = header[open.upperBound...].firstIndex(of: ")") else {
-            throw TransFaceError.format("'\(path)': only C-order float32 arrays are read (header \(header))")
-        }
-        let shape = header[open.upperBound..<close].split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
-        let count = shape.reduce(1, *), body = start + headerLength
-        guard bytes.count == body + count * 4 else { throw TransFaceError.format("'\(path)': \(bytes.count - body) data bytes for shape \(shape)") }
-        let values = bytes[body...].withUnsafeBytes { raw in (0..<count).map { Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * 4, as: UInt32.self))) } }
-        return DetectorModel.Tensor(shape: shape, values: values)
+        let a = try NPYArray(path: path)
+        return DetectorModel.Tensor(shape: a.shape, values: a.values)
     }
 }
