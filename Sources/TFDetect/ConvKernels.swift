@@ -65,7 +65,7 @@ public func maxPoolCeil(_ x: UnsafePointer<Float>, width: Int, height: Int, chan
             for y in ys..<ye {
                 for xx in xs..<xe {
                     let p = x + (y * width + xx) * channels
-                    for c in 0..<channels where p[c] > o[c] { o[c] = p[c] }
+                    for c in 0..<channels { o[c] = max(o[c], p[c]) }
                 }
             }
         }
