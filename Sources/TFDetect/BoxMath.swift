@@ -4,15 +4,15 @@ import Glibc
 
 /// A candidate face box of the cascade, float32 as facenet-pytorch computes it: corners, score
 /// and the 4 regression offsets of the network that scored it.
-public struct Candidate: Equatable {
-    public var x1, y1, x2, y2, score: Float
-    public var reg: (Float, Float, Float, Float) = (0, 0, 0, 0)
+struct Candidate: Equatable {
+    var x1, y1, x2, y2, score: Float
+    var reg: (Float, Float, Float, Float) = (0, 0, 0, 0)
 
-    public init(x1: Float, y1: Float, x2: Float, y2: Float, score: Float) {
+    init(x1: Float, y1: Float, x2: Float, y2: Float, score: Float) {
         (self.x1, self.y1, self.x2, self.y2, self.score) = (x1, y1, x2, y2, score)
     }
 
-    public static func == (a: Self, b: Self) -> Bool {
+    static func == (a: Self, b: Self) -> Bool {
         a.x1 == b.x1 && a.y1 == b.y1 && a.x2 == b.x2 && a.y2 == b.y2 && a.score == b.score
             && a.reg.0 == b.reg.0 && a.reg.1 == b.reg.1 && a.reg.2 == b.reg.2 && a.reg.3 == b.reg.3
     }
@@ -21,7 +21,7 @@ public struct Candidate: Equatable {
 /// The indices `nms` keeps, by decreasing score: torchvision's CPU rule (a stable sort by
 /// descending score; areas `(x2 − x1)(y2 − y1)`, no +1; a box is dropped when its IoU with a
 /// kept one is `> threshold`).
-public func nmsIoU(_ boxes: [Candidate], threshold: Float) -> [Int] {
+func nmsIoU(_ boxes: [Candidate], threshold: Float) -> [Int] {
     let order = boxes.indices.sorted { boxes[$0].score > boxes[$1].score || (boxes[$0].score == boxes[$1].score && $0 < $1) }
     let area = boxes.map { ($0.x2 - $0.x1) * ($0.y2 - $0.y1) }
     var suppressed = [Bool](repeating: false, count: boxes.count), keep: [Int] = []
@@ -41,7 +41,7 @@ public func nmsIoU(_ boxes: [Candidate], threshold: Float) -> [Int] {
 /// facenet-pytorch's `nms_numpy(..., "Min")` (after O-Net): areas with +1, overlap =
 /// intersection / the smaller area, boxes with overlap `> threshold` dropped; kept indices by
 /// decreasing score (equal scores: the later box first, as `argsort` then taking the last).
-public func nmsMin(_ boxes: [Candidate], threshold: Float) -> [Int] {
+func nmsMin(_ boxes: [Candidate], threshold: Float) -> [Int] {
     var rest = boxes.indices.sorted { boxes[$0].score < boxes[$1].score || (boxes[$0].score == boxes[$1].score && $0 < $1) }
     let area = boxes.map { ($0.x2 - $0.x1 + 1) * ($0.y2 - $0.y1 + 1) }
     var keep: [Int] = []
@@ -60,7 +60,7 @@ public func nmsMin(_ boxes: [Candidate], threshold: Float) -> [Int] {
 /// `generateBoundingBox`: the P-Net cells of `map` [height × width × 6] (channel 1 = face
 /// probability, 2..5 = offsets) scoring `>= threshold`, in row-major order, as boxes of the
 /// input image: `⌊(2·cell + 1) / scale⌋ ... ⌊(2·cell + 12) / scale⌋`.
-public func pnetCandidates(_ map: UnsafePointer<Float>, height: Int, width: Int, scale: Double, threshold: Float) -> [Candidate] {
+func pnetCandidates(_ map: UnsafePointer<Float>, height: Int, width: Int, scale: Double, threshold: Float) -> [Candidate] {
     let s = Float(scale)
     var out: [Candidate] = []
     for y in 0..<height {

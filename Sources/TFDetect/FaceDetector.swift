@@ -20,7 +20,9 @@ public struct DetectionOptions: Equatable, Sendable {
 /// MTCNN face detection (P-Net on an image pyramid → R-Net → O-Net) on the CPU, following
 /// facenet-pytorch 2.6.0's `detect_face`: the same pyramid, area resampling, thresholds, NMS
 /// rules and box arithmetic in float32. Faces come back as `MTCNN.detect` returns them, largest
-/// box first. One instance per thread: its buffers are reused from call to call.
+/// box first. In both `LandmarkBox` modes crops reaching past the image are clipped (facenet's
+/// `pad`), not zero-padded as in the original MTCNN. One instance per thread: its buffers are
+/// reused from call to call.
 public final class FaceDetector {
     /// The largest image accepted, in pixels (64 Mpx).
     public static let maxPixels = 1 << 26
