@@ -1,6 +1,7 @@
 import XCTest
 import TFDetect
 import TFModel
+import TFDetectTestSupport
 
 /// Our own outputs (default mode, `.truncated`) on a few photos, pinned when they were first
 /// checked against facenet-pytorch: guards against silent changes. Tolerance 1e-3 px (float
@@ -53,5 +54,25 @@ final class PinnedOutputTests: XCTestCase {
     func testDogsHaveNoFaces() throws {
         let d = try Real.detector()
         XCTAssertEqual(try Real.detect(d, try Real.image("photos_misc/dlib_examples_faces/dogs.jpg"), .truncated), [])
+    }
+}
+
+/// Memory safety on odd shapes: noise images (long thin ones, wider than an im2col chunk) with
+/// low thresholds so that many boxes reach R-Net and O-Net, crops past every border included.
+final class OddShapeTests: XCTestCase {
+    func testNoiseImagesOfOddShapesRunCleanly() throws {
+        guard let folder = NpyWeights.folder() else { throw XCTSkip("\(NpyWeights.environmentVariable) is not set") }
+        var config = DetectorConfig()
+        config.thresholds = [0.2, 0.2, 0.2]
+        let d = try FaceDetector(model: NpyWeights.model(folder: folder, config: config), threads: 2)
+        var rng = SystemRandomNumberGenerator()
+        for (w, h) in [(20, 20), (21, 700), (1500, 21), (640, 31), (97, 353)] {
+            let stride = w * 3 + 5
+            let px = (0..<(stride * h)).map { _ in UInt8.random(in: 0...255, using: &rng) }
+            for mode in DetectionOptions.LandmarkBox.allCases {
+                let faces = try d.detect(rgb: px, width: w, height: h, stride: stride, options: DetectionOptions(landmarkBox: mode))
+                for f in faces { XCTAssertTrue((f.box + f.landmarks + [f.score]).allSatisfy(\.isFinite)) }
+            }
+        }
     }
 }
