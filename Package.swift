@@ -84,6 +84,12 @@ let package = Package(
             "TFCore", "TFKernels", "TFModel", "TFImage", "TFData", "TFEval", "TFWiring", "TFTrain", "TFConvert",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], resources: [.copy("Configs")]),
+        // MTCNN face detection (facenet-pytorch 2.6.0's detect_face): convolutions as im2col + BLAS
+        // GEMMs; optimised in debug builds like TFKernels.
+        .target(name: "TFDetect", dependencies: ["TFCore", "TFKernels", "TFModel"], swiftSettings: [.unsafeFlags(["-O"] + kernelCPUFlags)]),
+        // The detector's measurement tool (landmark error, timing server) behind bindings/python/benchmarks/mtcnn_*.py.
+        .target(name: "TFDetectTestSupport", dependencies: ["TFCore", "TFModel", "TFTestSupport"], path: "Tests/TFDetectTestSupport"),
+        .executableTarget(name: "TFDetectBench", dependencies: ["TFDetect", "TFDetectTestSupport", "TFImage"], path: "Tests/TFDetectBench"),
         .target(name: "TFTestSupport", dependencies: ["TFCore", "TFModel"], path: "Tests/TFTestSupport"),
         .testTarget(name: "TFKernelsTests", dependencies: ["TFKernels", "TFKernelsAVX512", "TFTestSupport"]),
         .testTarget(name: "TFModelTests", dependencies: ["TFModel", "TFTestSupport"]),
@@ -95,6 +101,7 @@ let package = Package(
         .testTarget(name: "TransFaceCLITests", dependencies: ["TransFaceCLI", "TFModel", "TFImage", "TFData", "TFEval", "TFWiring", "TFTrain", "TFTestSupport"],
                     exclude: ["Fixtures"]),
         .testTarget(name: "TransFaceCTests", dependencies: ["TransFaceC", "TFModel", "TFTestSupport", "CTransFace"]),
+        .testTarget(name: "TFDetectTests", dependencies: ["TFDetect", "TFDetectTestSupport", "TFImage", "TFModel"], exclude: ["Fixtures", "README.md"]),
         .testTarget(name: "TransFaceFuzzTests", dependencies: ["TransFaceFuzzHarness"]),
     ],
     swiftLanguageModes: [.v5]
