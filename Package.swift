@@ -86,7 +86,7 @@ let package = Package(
         ], resources: [.copy("Configs")]),
         // MTCNN face detection (facenet-pytorch 2.6.0's detect_face): convolutions as im2col + BLAS
         // GEMMs; optimised in debug builds like TFKernels.
-        .target(name: "TFDetect", dependencies: ["TFCore", "TFKernels", "TFModel"], swiftSettings: [.unsafeFlags(["-O"] + kernelCPUFlags)]),
+        .target(name: "TFDetect", dependencies: ["TFCore", "TFModel"], swiftSettings: [.unsafeFlags(["-O"] + kernelCPUFlags)]),
         // The detector's measurement tool (landmark error, timing server) behind bindings/python/benchmarks/mtcnn_*.py.
         .target(name: "TFDetectTestSupport", dependencies: ["TFCore", "TFModel", "TFTestSupport"], path: "Tests/TFDetectTestSupport"),
         .executableTarget(name: "TFDetectBench", dependencies: ["TFDetect", "TFDetectTestSupport", "TFImage"], path: "Tests/TFDetectBench"),
