@@ -74,7 +74,7 @@ let package = Package(
         .target(name: "TFWiring", dependencies: ["TFCore", "TFImage", "TFData", "TFModel", "TFEval"]),
         // Training: backward passes, losses, DPAP (FFTW), EHSM, optimizers, trainer.
         .target(name: "TFTrain", dependencies: ["TFCore", "TFModel", "CFFTW", "CJSON"]),
-        .target(name: "TransFaceC", dependencies: ["TFCore", "TFKernels", "TFModel", "TFImage", "TFData", "TFEval", "TFWiring", "TFTrain", "TFConvert", "CTransFace"]),
+        .target(name: "TransFaceC", dependencies: ["TFCore", "TFKernels", "TFModel", "TFImage", "TFData", "TFEval", "TFWiring", "TFTrain", "TFConvert", "TFDetect", "CTransFace"]),
         .target(name: "TransFaceFuzzHarness", dependencies: ["TFCore", "TFModel", "TFImage", "TFData", "TFTrain"]),
         .executableTarget(name: "TransFaceFuzz", dependencies: ["TransFaceFuzzHarness"]),
         // Official state_dicts (torch.save zip, .npz) to model files: behind `transface convert` and

@@ -903,6 +903,82 @@ typedef struct transface_trainer_info {
 transface_status transface_trainer_get_info(const transface_trainer *trainer,
                                             transface_trainer_info *out);
 
+/* ---------------------------------------------------------------- face detection (MTCNN) */
+
+/**
+ * A face detector: MTCNN (P-Net on an image pyramid, R-Net, O-Net) giving boxes, scores and the
+ * 5 landmarks the alignment uses, loaded from a detector file (`transface convert-detector`
+ * converts facenet-pytorch's weights). Like a context it holds the buffers of one stream: use it
+ * from one thread at a time (one detector per thread; they may share nothing else).
+ */
+typedef struct transface_detector transface_detector;
+
+/** Which box R-Net's and O-Net's outputs are decoded from. */
+typedef enum transface_landmark_box {
+    TRANSFACE_LANDMARKS_TRUNCATED = 0, /* the original MTCNN's truncated crop box (default: mean
+                                          landmark error 1.93 px on LFW's hand labels) */
+    TRANSFACE_LANDMARKS_FACENET = 1    /* facenet-pytorch 2.6.0's arithmetic exactly (2.28 px) */
+} transface_landmark_box;
+
+typedef struct transface_detector_params {
+    uint32_t struct_size;
+    int32_t num_threads;    /* workers including the calling thread; default 1 */
+    int32_t min_face_size;  /* smallest face in pixels; 0 (default): the file's (20) */
+    float scale_factor;     /* pyramid step in (0.1, 1); 0 (default): the file's (0.709) */
+    float thresholds[3];    /* P-, R-, O-Net score thresholds; 0 each (default): the file's
+                               (0.6, 0.7, 0.7) */
+    int32_t landmark_box;   /* transface_landmark_box; default TRUNCATED */
+} transface_detector_params;
+
+transface_detector_params transface_detector_default_params(void);
+/** Defaults into the first `size` bytes of *params (size = sizeof *params; also sets struct_size). */
+transface_status transface_detector_params_init(transface_detector_params *params, uint32_t size);
+
+/** One face: box and landmarks in pixels of the image given. */
+typedef struct transface_face {
+    uint32_t struct_size;
+    float box[4];        /* x1, y1, x2, y2 */
+    float score;         /* O-Net's face probability */
+    float landmarks[10]; /* x, y of the left eye, right eye, nose, left and right mouth corners */
+} transface_face;
+
+/** Load a detector file (TRANSFACE_FORMAT for an embedding model or a damaged file). */
+transface_status transface_detector_load(const char *path, const transface_detector_params *params,
+                                         transface_detector **out_detector);
+void transface_detector_free(transface_detector *detector);
+
+/**
+ * Detect the faces of an 8-bit image (`stride` bytes between rows, 0 = packed; any
+ * transface_pixel_format), highest score first. *out_count is the number of faces found; the
+ * first min(*out_count, capacity) are written to out_faces, an array whose elements are
+ * out_faces[0].struct_size bytes apart (set it to sizeof(transface_face); each element's
+ * struct_size is written). out_faces may be NULL when capacity is 0. Images above 2^26 pixels
+ * are refused.
+ */
+transface_status transface_detect(transface_detector *detector, const uint8_t *image, int32_t width,
+                                  int32_t height, size_t stride, transface_pixel_format format,
+                                  transface_face *out_faces, size_t capacity, size_t *out_count);
+
+/**
+ * The main face of a photo: the face with the largest centre-weighted size (box area minus
+ * twice the squared distance of its centre from the image centre; the reference face of 99.97 %
+ * of LFW photos, where the largest box gives 96.7 %). TRANSFACE_NOT_FOUND when there is none.
+ */
+transface_status transface_detect_main_face(transface_detector *detector, const uint8_t *image,
+                                            int32_t width, int32_t height, size_t stride,
+                                            transface_pixel_format format, transface_face *out_face);
+
+/**
+ * Photo in, embedding out: the main face (as transface_detect_main_face) aligned onto the
+ * context's model template with its landmarks, then embedded as transface_embed (flags) into
+ * `embedding` (capacity >= E floats). out_face (may be NULL) receives the face used.
+ * TRANSFACE_NOT_FOUND when the photo has no face.
+ */
+transface_status transface_embed_photo(transface_context *context, transface_detector *detector,
+                                       const uint8_t *image, int32_t width, int32_t height,
+                                       size_t stride, transface_pixel_format format, uint32_t flags,
+                                       float *embedding, size_t capacity, transface_face *out_face);
+
 #ifdef __cplusplus
 }
 #endif

@@ -64,12 +64,12 @@ import TFModel
     }
 }
 
-private func buffer(_ p: UnsafeMutablePointer<Float>, _ capacity: Int, _ name: String) throws -> UnsafeMutableBufferPointer<Float> {
+func buffer(_ p: UnsafeMutablePointer<Float>, _ capacity: Int, _ name: String) throws -> UnsafeMutableBufferPointer<Float> {
     try require(capacity >= 0, "\(name) is negative")
     return UnsafeMutableBufferPointer(start: p, count: capacity)
 }
 
-private func embed(_ context: OpaquePointer?, _ images: UnsafePointer<UInt8>?, _ count: Int, _ width: Int32, _ height: Int32,
+func embed(_ context: OpaquePointer?, _ images: UnsafePointer<UInt8>?, _ count: Int, _ width: Int32, _ height: Int32,
                    _ flags: UInt32, _ outputs: Embedder.Outputs) throws {
     let embedder = try Handle.get(context, Embedder.self, "context")
     let images = try required(images, "images")

@@ -7,6 +7,13 @@ import CTransFace
 private func same<T>(_ declared: T, _ implemented: T) {}
 
 func checkSignaturesAgainstHeader() {
+    same(CTransFace.transface_detector_default_params, TransFaceC.transface_detector_default_params)
+    same(CTransFace.transface_detector_params_init, TransFaceC.transface_detector_params_init)
+    same(CTransFace.transface_detector_load, TransFaceC.transface_detector_load)
+    same(CTransFace.transface_detector_free, TransFaceC.transface_detector_free)
+    same(CTransFace.transface_detect, TransFaceC.transface_detect)
+    same(CTransFace.transface_detect_main_face, TransFaceC.transface_detect_main_face)
+    same(CTransFace.transface_embed_photo, TransFaceC.transface_embed_photo)
     same(CTransFace.transface_context_params_init, TransFaceC.transface_context_params_init)
     same(CTransFace.transface_decode_params_init, TransFaceC.transface_decode_params_init)
     same(CTransFace.transface_ijb_params_init, TransFaceC.transface_ijb_params_init)
