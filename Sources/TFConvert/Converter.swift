@@ -2,7 +2,7 @@ import TFCore
 import TFData
 import TFModel
 
-/// Official TransFace `state_dict`s (torch.save `.pt`/`.pth` zip files or `.npz` archives of the
+/// Official TransFace `state_dict`s (torch.save `.pt`/`.pth` files, zip or legacy, or `.npz` archives of the
 /// same names) to model files: the one converter, behind `transface convert`,
 /// `transface_convert_state_dict` and so `bindings/python/transface/convert.py`.
 public enum Converter {
@@ -47,8 +47,12 @@ public enum Converter {
             throw TransFaceError.format("\(path) is a zip archive but neither an .npz nor a torch.save file")
         }
         let head = try file.readBytes(at: 0, count: 1)
-        if head == [0x80] || path.hasSuffix(".pt") || path.hasSuffix(".pth") {
-            _ = try TorchFile.load(path: path)  // throws the legacy-format or not-a-zip message
+        if head == [0x80] {
+            var notes: [String] = []
+            return (try selectStateDict(try TorchFile.load(path: path), notes: &notes), "torch legacy (read without torch)", notes)
+        }
+        if path.hasSuffix(".pt") || path.hasSuffix(".pth") {
+            _ = try TorchFile.load(path: path)  // throws the not-a-torch.save-file message
         }
         throw TransFaceError.format("\(path) is neither an .npz archive nor a torch.save file")
     }

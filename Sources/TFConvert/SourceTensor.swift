@@ -51,3 +51,25 @@ public final class SourceTensor {
         return out
     }
 }
+
+extension SourceTensor {
+    /// The values as float32 (float64 rounded, float16 and bfloat16 widened); other dtypes are
+    /// refused naming `what`.
+    public func floats(_ what: String) throws -> [Float] {
+        guard ["float32", "float64", "float16", "bfloat16"].contains(dtype) else {
+            throw TransFaceError.format("\(what) holds \(dtype) values, not floating point")
+        }
+        let raw = try load()
+        let count = try checkedProduct(shape, what: what)
+        guard raw.count == count * Self.itemSize(dtype) else { throw TransFaceError.format("\(what): \(raw.count) bytes for \(count) \(dtype) values") }
+        return raw.withUnsafeBytes { b in
+            switch dtype {
+            case "float32": return (0..<count).map { Float(bitPattern: UInt32(littleEndian: b.loadUnaligned(fromByteOffset: 4 * $0, as: UInt32.self))) }
+            case "float64": return (0..<count).map { Float(Double(bitPattern: UInt64(littleEndian: b.loadUnaligned(fromByteOffset: 8 * $0, as: UInt64.self)))) }
+            case "float16": return (0..<count).map { Float(Float16(bitPattern: UInt16(littleEndian: b.loadUnaligned(fromByteOffset: 2 * $0, as: UInt16.self)))) }
+            case "bfloat16": return (0..<count).map { Float(bitPattern: UInt32(UInt16(littleEndian: b.loadUnaligned(fromByteOffset: 2 * $0, as: UInt16.self))) << 16) }
+            default: return []
+            }
+        }
+    }
+}

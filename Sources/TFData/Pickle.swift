@@ -97,6 +97,9 @@ public enum Pickle {
         }
     }
 
+    /// True for the errors of an input that ended early (every such message says "truncated").
+    public static func isTruncation(_ e: TransFaceError) -> Bool { e.message.contains("truncated") }
+
     public struct Limits {
         /// Values created (stack pushes and memo copies); a guard against tiny inputs that build
         /// huge structures.
@@ -119,6 +122,20 @@ public enum Pickle {
         return try r.run()
     }
 
+    /// Parses one pickle that starts at `start` and ends at its STOP opcode, where more bytes may
+    /// follow (torch's legacy files are pickles back to back); returns it and the offset after
+    /// STOP. Offsets in errors count from the start of `bytes`.
+    public static func load(_ bytes: [UInt8], from start: Int, limits: Limits = Limits(), what: String = "pickle",
+                            extension ext: Extension = Extension()) throws -> (value: Value, end: Int) {
+        precondition(start >= 0 && start <= bytes.count, "pickle start \(start) outside the \(bytes.count) bytes")
+        var r = Reader(bytes: bytes, limits: limits, what: what)
+        r.ext = ext
+        r.p = start
+        r.trailingAllowed = true
+        let v = try r.run()
+        return (v, r.p)
+    }
+
     struct Reader {
         let bytes: [UInt8]
         let limits: Limits
@@ -134,6 +151,8 @@ public enum Pickle {
         var protocolVersion = 0
         var opOffset = 0
         var ext = Extension()
+        /// Bytes after STOP are left to the caller (`load(_:from:)`).
+        var trailingAllowed = false
 
         init(bytes: [UInt8], limits: Limits, what: String) {
             self.bytes = bytes; self.limits = limits; self.what = what
@@ -158,7 +177,7 @@ public enum Pickle {
         }
 
         mutating func line() throws -> String {
-            guard let end = bytes[p...].firstIndex(of: 0x0A) else { throw fail("unterminated text argument") }
+            guard let end = bytes[p...].firstIndex(of: 0x0A) else { throw fail("truncated: unterminated text argument") }
             defer { p = end + 1 }
             var s = bytes[p..<end]
             if s.last == 0x0D { s = s.dropLast() }
@@ -246,10 +265,10 @@ public enum Pickle {
                     guard protocolVersion <= 5 else { throw fail("pickle protocol \(protocolVersion) is newer than 5") }
                 case 0x95:  // FRAME: framing only groups opcodes; the content is read as usual
                     let n = try le(8)
-                    guard n <= UInt64(bytes.count - p) else { throw fail("frame of \(n) bytes is longer than the rest of the input") }
+                    guard n <= UInt64(bytes.count - p) else { throw fail("truncated: a frame of \(n) bytes is longer than the rest of the input") }
                 case 0x2E:  // STOP
                     guard stack.count == 1, marks.isEmpty else { throw fail("STOP with \(stack.count) values on the stack") }
-                    guard p == bytes.count else { throw fail("\(bytes.count - p) bytes after STOP") }
+                    guard trailingAllowed || p == bytes.count else { throw fail("\(bytes.count - p) bytes after STOP") }
                     return stack[0]
                 case 0x28:  // MARK
                     guard marks.count < limits.maxMarkDepth else { throw fail("MARKs nested more than \(limits.maxMarkDepth) deep") }

@@ -39,23 +39,13 @@ public enum ModelFile {
     public static func readModel(_ opened: TensorContainer.Opened, extraTensors: Set<String>,
                                  options: LoadOptions) throws -> TransFaceModel {
         let header = opened.header
+        try opened.require(.embedder)
         do {
             try header.config.validate()
             try header.preprocess.validate(for: header.config)
         } catch let e as TransFaceError { throw opened.bad(e.message) }
         let layout = ParameterLayout(config: header.config)
-        let byName = try opened.recordsByName()
-        for t in header.tensors where layout[t.name] == nil && !extraTensors.contains(t.name) {
-            throw opened.bad("unknown tensor '\(t.name)' for this architecture")
-        }
-        let missing = layout.entries.filter { byName[$0.name] == nil }.map(\.name)
-        guard missing.isEmpty else {
-            throw opened.bad("missing tensor\(missing.count > 1 ? "s" : "") \(missing.prefix(5).joined(separator: ", "))\(missing.count > 5 ? ", ..." : "")")
-        }
-        for e in layout.entries where byName[e.name]!.dims != e.shape {
-            throw opened.bad("tensor '\(e.name)' has shape \(byName[e.name]!.dims), expected \(e.shape)")
-        }
-        try opened.checkLayout()
+        let byName = try opened.records(matching: layout.entries.map { ($0.name, $0.shape) }, extra: extraTensors, of: "this architecture")
         if options.maxWeightBytes > 0 && UInt64(layout.weightBytes) > options.maxWeightBytes {
             throw TransFaceError.invalidArgument("'\(opened.path)': \(layout.weightBytes) bytes of weights exceed the limit of \(options.maxWeightBytes)")
         }

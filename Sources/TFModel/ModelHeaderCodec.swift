@@ -22,16 +22,33 @@ public struct TensorRecord: Equatable, Sendable {
     public var crc32: UInt32
 }
 
+/// What a model file holds (`ModelKind` of include/transface.proto).
+public enum ModelKind: UInt32, Sendable {
+    case embedder = 0, detector = 1
+    /// How errors name a file of this kind.
+    public var described: String { self == .embedder ? "a face embedding model" : "a face detector" }
+}
+
 /// The protobuf-described part of a model file (see include/transface.proto).
 public struct ModelHeader: Equatable {
     public var formatVersion: UInt32
     public var producer: String
+    /// An embedder's architecture and preprocessing (`ModelHeader.absentConfig` / `absentPreprocess`
+    /// in a detector's header, where they are not stored).
     public var config: ViTConfig
     public var preprocess: Preprocess
     public var metadata: [KeyValue]
     public var tensors: [TensorRecord]
     /// Checkpoints only.
     public var training: TrainingState?
+    public var kind: ModelKind
+    /// Detectors only.
+    public var detector: DetectorConfig?
+
+    /// What a detector's header holds in place of the embedder settings: zeros, never written.
+    public static let absentConfig = ViTConfig(arch: "", imgSize: 0, patchSize: 0, inChannels: 0, embedDim: 0, depth: 0,
+                                               numHeads: 0, mlpHiddenDim: 0, embeddingSize: 0)
+    public static let absentPreprocess = Preprocess(inputWidth: 0, inputHeight: 0, mean: [], std: [], channelOrder: .rgb, alignTemplate: [])
 
     public struct KeyValue: Equatable { public var key: String; public var value: String }
 
@@ -55,6 +72,14 @@ public struct ModelHeader: Equatable {
                 metadata: [KeyValue], tensors: [TensorRecord], training: TrainingState? = nil) {
         self.formatVersion = formatVersion; self.producer = producer; self.config = config
         self.preprocess = preprocess; self.metadata = metadata; self.tensors = tensors; self.training = training
+        self.kind = .embedder; self.detector = nil
+    }
+
+    /// A detector's header (tensor records are filled in when writing).
+    public init(formatVersion: UInt32, producer: String, detector: DetectorConfig, metadata: [KeyValue], tensors: [TensorRecord] = []) {
+        self.init(formatVersion: formatVersion, producer: producer, config: Self.absentConfig, preprocess: Self.absentPreprocess,
+                  metadata: metadata, tensors: tensors)
+        self.kind = .detector; self.detector = detector
     }
 
     /// Encodes with protobuf-c.
@@ -113,10 +138,22 @@ public struct ModelHeader: Equatable {
             m.pointee.lr_scale = training.learningRateScale == 1 ? 0 : training.learningRateScale  // 1 is stored as absent
             msg.training = m
         }
+        var det = Transface__DetectorConfig()
+        transface__detector_config__init(&det)
+        if let d = detector {
+            det.min_face_size = Int32(clamping: d.minFaceSize); det.scale_factor = d.scaleFactor
+            (det.n_thresholds, det.thresholds) = (d.thresholds.count, arena.array(d.thresholds))
+            det.nms_within_scale = d.nmsWithinScale; det.nms_across_scales = d.nmsAcrossScales
+            det.nms_refine = d.nmsRefine; det.nms_output = d.nmsOutput
+        }
+        // an embedder's header is encoded exactly as before kinds existed (the default kind is not written)
+        msg.kind = Transface__ModelKind(rawValue: kind.rawValue)
         return withUnsafeMutablePointer(to: &cfg) { cfgp in
             withUnsafeMutablePointer(to: &pre) { prep in
-                msg.config = cfgp
-                msg.preprocess = prep
+              withUnsafeMutablePointer(to: &det) { detp in
+                msg.config = kind == .embedder ? cfgp : nil
+                msg.preprocess = kind == .embedder ? prep : nil
+                msg.detector = detector != nil ? detp : nil
                 (msg.n_metadata, msg.metadata) = (kvs.count, arena.array(kvs))
                 (msg.n_tensors, msg.tensors) = (recs.count, arena.array(recs))
                 let size = transface__model_header__get_packed_size(&msg)
@@ -124,6 +161,7 @@ public struct ModelHeader: Equatable {
                 let written = out.withUnsafeMutableBufferPointer { transface__model_header__pack(&msg, $0.baseAddress) }
                 precondition(written == size, "protobuf-c packed \(written) of \(size) bytes")
                 return out
+              }
             }
         }
     }
@@ -134,13 +172,26 @@ public struct ModelHeader: Equatable {
         else { throw TransFaceError.format("the model header is not a valid protobuf ModelHeader") }
         defer { transface__model_header__free_unpacked(msgp, nil) }
         let m = msgp.pointee
-        guard let c = m.config?.pointee else { throw TransFaceError.format("the model header has no config") }
-        guard let p = m.preprocess?.pointee else { throw TransFaceError.format("the model header has no preprocess") }
-        func str(_ s: UnsafeMutablePointer<CChar>?) -> String { s.map { String(cString: $0) } ?? "" }
         func floats(_ n: Int, _ ptr: UnsafeMutablePointer<Float>?) -> [Float] {
             guard let ptr, n > 0 else { return [] }
             return Array(UnsafeBufferPointer(start: ptr, count: n))
         }
+        guard let kind = ModelKind(rawValue: m.kind.rawValue) else {
+            throw TransFaceError.format("the model header has unknown kind \(m.kind.rawValue) (written by a newer libtransface?)")
+        }
+        if kind == .detector {
+            guard let d = m.detector?.pointee else { throw TransFaceError.format("the detector's header has no detector config") }
+            var config = DetectorConfig()
+            config.minFaceSize = Int(d.min_face_size); config.scaleFactor = d.scale_factor
+            config.thresholds = floats(d.n_thresholds, d.thresholds)
+            config.nmsWithinScale = d.nms_within_scale; config.nmsAcrossScales = d.nms_across_scales
+            config.nmsRefine = d.nms_refine; config.nmsOutput = d.nms_output
+            guard m.training == nil else { throw TransFaceError.format("a detector's header has a training state") }
+            return ModelHeader(formatVersion: m.format_version, producer: str(m.producer), detector: config,
+                               metadata: metadata(m), tensors: try tensors(m))
+        }
+        guard let c = m.config?.pointee else { throw TransFaceError.format("the model header has no config") }
+        guard let p = m.preprocess?.pointee else { throw TransFaceError.format("the model header has no preprocess") }
         let config = ViTConfig(arch: str(c.arch), imgSize: Int(c.img_size), patchSize: Int(c.patch_size),
                                inChannels: Int(c.in_channels), embedDim: Int(c.embed_dim), depth: Int(c.depth),
                                numHeads: Int(c.num_heads), mlpHiddenDim: Int(c.mlp_hidden_dim),
@@ -152,11 +203,24 @@ public struct ModelHeader: Equatable {
         let preprocess = Preprocess(inputWidth: Int(p.input_width), inputHeight: Int(p.input_height),
                                     mean: floats(p.n_mean, p.mean), std: floats(p.n_std, p.std), channelOrder: order,
                                     alignTemplate: floats(p.n_align_template, p.align_template))
-        var metadata: [KeyValue] = []
-        for i in 0..<m.n_metadata {
-            guard let kv = m.metadata[i]?.pointee else { continue }
-            metadata.append(KeyValue(key: str(kv.key), value: str(kv.value)))
+        var training: TrainingState?
+        if let t = m.training?.pointee {
+            let rng = t.n_rng_state > 0 ? Array(UnsafeBufferPointer(start: t.rng_state, count: t.n_rng_state)) : []
+            let sampler = t.sampler_state.len > 0 ? Array(UnsafeBufferPointer(start: t.sampler_state.data, count: t.sampler_state.len)) : []
+            training = TrainingState(configJSON: str(t.config_json), step: t.step, microStep: t.micro_step,
+                                     rngState: rng, samplerState: sampler, learningRateScale: t.lr_scale == 0 ? 1 : t.lr_scale)
         }
+        return ModelHeader(formatVersion: m.format_version, producer: str(m.producer), config: config,
+                           preprocess: preprocess, metadata: metadata(m), tensors: try tensors(m), training: training)
+    }
+
+    private static func str(_ s: UnsafeMutablePointer<CChar>?) -> String { s.map { String(cString: $0) } ?? "" }
+
+    private static func metadata(_ m: Transface__ModelHeader) -> [KeyValue] {
+        (0..<m.n_metadata).compactMap { i in m.metadata[i].map { KeyValue(key: str($0.pointee.key), value: str($0.pointee.value)) } }
+    }
+
+    private static func tensors(_ m: Transface__ModelHeader) throws -> [TensorRecord] {
         var tensors: [TensorRecord] = []
         for i in 0..<m.n_tensors {
             guard let t = m.tensors[i]?.pointee else { continue }
@@ -167,15 +231,7 @@ public struct ModelHeader: Equatable {
             tensors.append(TensorRecord(name: str(t.name), dtype: dtype, dims: dims, offset: t.offset,
                                         length: t.length, crc32: t.crc32))
         }
-        var training: TrainingState?
-        if let t = m.training?.pointee {
-            let rng = t.n_rng_state > 0 ? Array(UnsafeBufferPointer(start: t.rng_state, count: t.n_rng_state)) : []
-            let sampler = t.sampler_state.len > 0 ? Array(UnsafeBufferPointer(start: t.sampler_state.data, count: t.sampler_state.len)) : []
-            training = TrainingState(configJSON: str(t.config_json), step: t.step, microStep: t.micro_step,
-                                     rngState: rng, samplerState: sampler, learningRateScale: t.lr_scale == 0 ? 1 : t.lr_scale)
-        }
-        return ModelHeader(formatVersion: m.format_version, producer: str(m.producer), config: config,
-                           preprocess: preprocess, metadata: metadata, tensors: tensors, training: training)
+        return tensors
     }
 }
 

@@ -117,6 +117,33 @@ public enum TensorContainer {
             }
         }
 
+        /// Refuses a file of another kind: "'PATH' is a face detector, not an embedding model".
+        public func require(_ kind: ModelKind) throws {
+            guard header.kind == kind else {
+                throw TransFaceError.format("'\(path)' is \(header.kind.described), not \(kind == .embedder ? "an embedding model" : "a detector")")
+            }
+        }
+
+        /// The records by name, once they are exactly `expected` (names and shapes; `extra` names
+        /// may be there too) and tile the data section (`checkLayout`); `of` names the set in errors.
+        public func records(matching expected: [(name: String, shape: [Int])], extra: Set<String> = [],
+                            of what: String) throws -> [String: TensorRecord] {
+            let byName = try recordsByName()
+            let known = Set(expected.map(\.name))
+            for t in header.tensors where !known.contains(t.name) && !extra.contains(t.name) {
+                throw bad("unknown tensor '\(t.name)' for \(what)")
+            }
+            let missing = expected.filter { byName[$0.name] == nil }.map(\.name)
+            guard missing.isEmpty else {
+                throw bad("missing tensor\(missing.count > 1 ? "s" : "") \(missing.prefix(5).joined(separator: ", "))\(missing.count > 5 ? ", ..." : "")")
+            }
+            for e in expected where byName[e.name]!.dims != e.shape {
+                throw bad("tensor '\(e.name)' has shape \(byName[e.name]!.dims), expected \(e.shape)")
+            }
+            try checkLayout()
+            return byName
+        }
+
         /// A format error naming the file.
         public func bad(_ message: String) -> TransFaceError { .format("'\(path)': \(message)") }
 

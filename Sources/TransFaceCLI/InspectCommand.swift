@@ -28,6 +28,7 @@ struct InspectCommand: ParsableCommand {
         try opened.checkLayout()
         let h = opened.header
         let total = h.tensors.reduce(0) { $0 + $1.dims.reduce(1, *) }
+        if h.kind == .detector { return json ? print(detectorJSON(h, total)) : printDetector(h, total) }
         let layout = ParameterLayout(config: h.config)
         let modelParams = layout.entries.reduce(0) { $0 + $1.count }
         let kindName = kind == .model ? "model" : "checkpoint"
@@ -55,6 +56,30 @@ struct InspectCommand: ParsableCommand {
             print("training: step \(t.step), micro step \(t.microStep), \(t.rngState.count / 4) random streams, sampler state \(t.samplerState.count) bytes")
             print("training config: \(t.configJSON)")
         }
+    }
+
+    /// A detector file (kind detector): its settings instead of an architecture.
+    func printDetector(_ h: ModelHeader, _ total: Int) {
+        let d = h.detector ?? DetectorConfig()
+        print("file: \(file)")
+        print("kind: detector (MTCNN), format version \(h.formatVersion), producer \(h.producer)")
+        print("min_face_size \(d.minFaceSize)  scale_factor \(d.scaleFactor)  thresholds \(d.thresholds)  nms \(d.nmsWithinScale) \(d.nmsAcrossScales) \(d.nmsRefine) \(d.nmsOutput)")
+        print("tensors: \(h.tensors.count), \(total) values")
+        if tensors {
+            for t in h.tensors { print("  \(t.name) \(t.dims) \(Self.dtypeName(t.dtype)) \(t.length)") }
+        }
+        print(h.metadata.isEmpty ? "metadata: (none)" : "metadata:")
+        for kv in h.metadata { print("  \(kv.key) = \(kv.value)") }
+    }
+
+    func detectorJSON(_ h: ModelHeader, _ total: Int) -> String {
+        let q = JSONText.quoted, d = h.detector ?? DetectorConfig()
+        return "{" + [
+            "\"file\": \(q(file))", "\"kind\": \"detector\"", "\"format_version\": \(h.formatVersion)", "\"producer\": \(q(h.producer))",
+            "\"detector\": {\"min_face_size\": \(d.minFaceSize), \"scale_factor\": \(d.scaleFactor), \"thresholds\": \(CLISupport.jsonArray(d.thresholds[...])), \"nms_within_scale\": \(d.nmsWithinScale), \"nms_across_scales\": \(d.nmsAcrossScales), \"nms_refine\": \(d.nmsRefine), \"nms_output\": \(d.nmsOutput)}",
+            "\"metadata\": {" + h.metadata.map { "\(q($0.key)): \(q($0.value))" }.joined(separator: ", ") + "}",
+            "\"tensor_count\": \(h.tensors.count)", "\"total_values\": \(total)",
+        ].joined(separator: ", ") + "}"
     }
 
     func jsonText(_ h: ModelHeader, _ kind: String, _ total: Int, _ modelParams: Int) -> String {

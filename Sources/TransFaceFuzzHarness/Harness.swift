@@ -1,3 +1,4 @@
+import TFConvert
 import TFCore
 import TFData
 import TFImage
@@ -13,7 +14,8 @@ import Glibc
 /// sanitizer report, another error type) is a bug. The same code runs under libFuzzer
 /// (`transface-fuzz` built with `-DFUZZING`), in the regression replayer and in the tests.
 public enum FuzzHarness: String, CaseIterable, Sendable {
-    /// `.tfm` model files: `ModelFile.load` (TensorContainer + ModelHeader + layout checks).
+    /// `.tfm` model files: `ModelFile.load` (TensorContainer + ModelHeader + layout checks), or
+    /// `DetectorModelFile` when the header says detector.
     case model
     /// Training checkpoints: `Trainer.resume`.
     case checkpoint
@@ -27,6 +29,9 @@ public enum FuzzHarness: String, CaseIterable, Sendable {
     case text
     /// Trainer configuration JSON: `TrainerConfig.parse`.
     case config
+    /// torch.save files, legacy and zip: `TorchFile.load` (the safe unpickler with torch's
+    /// allowlist, storage bounds) and every tensor read.
+    case torch
 
     /// What a harness did with one input.
     public enum Outcome: Equatable, Sendable {
@@ -57,7 +62,7 @@ public enum FuzzHarness: String, CaseIterable, Sendable {
         case .model, .checkpoint: return 32 << 10
         case .image: return 64 << 10
         case .recordio: return 16 << 10
-        case .pickle: return 64 << 10
+        case .pickle, .torch: return 64 << 10
         case .text, .config: return 8 << 10
         }
     }
@@ -66,7 +71,11 @@ public enum FuzzHarness: String, CaseIterable, Sendable {
         switch self {
         case .model:
             let path = try FuzzScratch.shared.write("model.tfm", FuzzHarness.fixHeaderCRC(data, magic: TensorContainer.Kind.model.magic))
-            let m = try ModelFile.load(path: path)
+            let opened = try TensorContainer.open(.model, path: path)
+            if opened.header.kind == .detector {
+                return "detector, \(try DetectorModelFile.read(opened).tensors.count) tensors"
+            }
+            let m = try ModelFile.readModel(opened, extraTensors: [], options: ModelFile.LoadOptions())
             return "model \(m.config.arch) D\(m.config.embedDim) depth \(m.config.depth), \(m.layout.totalCount) weights"
         case .checkpoint:
             let path = try FuzzScratch.shared.write("run.tfc", FuzzHarness.fixHeaderCRC(data, magic: TensorContainer.Kind.checkpoint.magic))
@@ -84,6 +93,8 @@ public enum FuzzHarness: String, CaseIterable, Sendable {
         case .config:
             let c = try TrainerConfig.parse(String(decoding: data, as: UTF8.self))
             return "config \(c.model.arch), \(c.numClasses) classes, batch \(c.batchSize)"
+        case .torch:
+            return try FuzzHarness.torch(try TorchFile.load(path: try FuzzScratch.shared.write("torch.pt", data)))
         }
     }
 
@@ -99,6 +110,20 @@ public enum FuzzHarness: String, CaseIterable, Sendable {
         let crc = data[24..<(24 + Int(length))].withUnsafeBytes { crc32($0) }
         for i in 0..<4 { out[12 + i] = UInt8(truncatingIfNeeded: crc >> (8 * UInt32(i))) }
         return out
+    }
+
+    /// Reads every tensor of an unpickled torch.save object (dicts, nested).
+    static func torch(_ root: Pickle.Value) throws -> String {
+        var tensors = 0, values = 0
+        func visit(_ v: Pickle.Value) throws {
+            switch v {
+            case .dict(let d): for item in d.items { try visit(item.value) }
+            case .object(let t as SourceTensor): tensors += 1; values += try t.load().count / max(SourceTensor.itemSize(t.dtype), 1)
+            default: break
+            }
+        }
+        try visit(root)
+        return "\(root.kind) with \(tensors) tensors, \(values) values"
     }
 
     /// Header, then a strict decode, then (for damaged data) a tolerant one. A caller-set pixel
@@ -205,7 +230,7 @@ public final class FuzzScratch: @unchecked Sendable {
     public func remove(_ name: String) { unlink(root + "/" + name) }
 
     func removeAll() {
-        for sub in ["rec/train.rec", "rec/train.idx", "rec/property", "list/file.txt", "model.tfm", "run.tfc"] { unlink(root + "/" + sub) }
+        for sub in ["rec/train.rec", "rec/train.idx", "rec/property", "list/file.txt", "model.tfm", "run.tfc", "torch.pt"] { unlink(root + "/" + sub) }
         for sub in ["rec", "list", ""] { rmdir(sub.isEmpty ? root : root + "/" + sub) }
     }
 }

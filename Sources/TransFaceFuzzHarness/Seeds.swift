@@ -1,3 +1,4 @@
+import TFConvert
 import TFCore
 import TFData
 import TFImage
@@ -111,6 +112,14 @@ public enum FuzzSeeds {
             files.append(("train.idx", Array("0\t0\n1\t32\n7\t96\n".utf8)))
         case .config:
             for (i, c) in configs.enumerated() { files.append(("config\(i).json", Array(c.utf8))) }
+        case .torch:
+            // legacy files: a contiguous state_dict, and views (offset, transposed) on shared float64 storage
+            files.append(("legacy_plain.pt", TorchLegacyWriter.encode(
+                tensors: [.init(name: "conv1.weight", storage: "1", shape: [2, 1, 2, 2]), .init(name: "conv1.bias", storage: "2", shape: [2])],
+                storages: [.init(key: "1", values: (0..<8).map(Double.init)), .init(key: "2", values: [0.5, -1])])))
+            files.append(("legacy_views.pt", TorchLegacyWriter.encode(
+                tensors: [.init(name: "a", storage: "9", offset: 1, shape: [2, 3], stride: [1, 2]), .init(name: "b", storage: "9", offset: 6, shape: [1])],
+                storages: [.init(key: "9", values: (0..<7).map { Double($0) / 3 }, float64: true)])))
         }
         for (name, bytes) in files {
             let w = try AtomicFileWriter(path: folder + "/seed_" + name)

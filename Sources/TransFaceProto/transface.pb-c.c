@@ -232,6 +232,51 @@ void   transface__training_state__free_unpacked
   assert(message->base.descriptor == &transface__training_state__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   transface__detector_config__init
+                     (Transface__DetectorConfig         *message)
+{
+  static const Transface__DetectorConfig init_value = TRANSFACE__DETECTOR_CONFIG__INIT;
+  *message = init_value;
+}
+size_t transface__detector_config__get_packed_size
+                     (const Transface__DetectorConfig *message)
+{
+  assert(message->base.descriptor == &transface__detector_config__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t transface__detector_config__pack
+                     (const Transface__DetectorConfig *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &transface__detector_config__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t transface__detector_config__pack_to_buffer
+                     (const Transface__DetectorConfig *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &transface__detector_config__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Transface__DetectorConfig *
+       transface__detector_config__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Transface__DetectorConfig *)
+     protobuf_c_message_unpack (&transface__detector_config__descriptor,
+                                allocator, len, data);
+}
+void   transface__detector_config__free_unpacked
+                     (Transface__DetectorConfig *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &transface__detector_config__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   transface__model_header__init
                      (Transface__ModelHeader         *message)
 {
@@ -818,7 +863,123 @@ const ProtobufCMessageDescriptor transface__training_state__descriptor =
   (ProtobufCMessageInit) transface__training_state__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor transface__model_header__field_descriptors[7] =
+static const ProtobufCFieldDescriptor transface__detector_config__field_descriptors[7] =
+{
+  {
+    "min_face_size",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Transface__DetectorConfig, min_face_size),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "scale_factor",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_FLOAT,
+    0,   /* quantifier_offset */
+    offsetof(Transface__DetectorConfig, scale_factor),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "thresholds",
+    3,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_FLOAT,
+    offsetof(Transface__DetectorConfig, n_thresholds),
+    offsetof(Transface__DetectorConfig, thresholds),
+    NULL,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_PACKED,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "nms_within_scale",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_FLOAT,
+    0,   /* quantifier_offset */
+    offsetof(Transface__DetectorConfig, nms_within_scale),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "nms_across_scales",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_FLOAT,
+    0,   /* quantifier_offset */
+    offsetof(Transface__DetectorConfig, nms_across_scales),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "nms_refine",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_FLOAT,
+    0,   /* quantifier_offset */
+    offsetof(Transface__DetectorConfig, nms_refine),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "nms_output",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_FLOAT,
+    0,   /* quantifier_offset */
+    offsetof(Transface__DetectorConfig, nms_output),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned transface__detector_config__field_indices_by_name[] = {
+  0,   /* field[0] = min_face_size */
+  4,   /* field[4] = nms_across_scales */
+  6,   /* field[6] = nms_output */
+  5,   /* field[5] = nms_refine */
+  3,   /* field[3] = nms_within_scale */
+  1,   /* field[1] = scale_factor */
+  2,   /* field[2] = thresholds */
+};
+static const ProtobufCIntRange transface__detector_config__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 7 }
+};
+const ProtobufCMessageDescriptor transface__detector_config__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "transface.DetectorConfig",
+  "DetectorConfig",
+  "Transface__DetectorConfig",
+  "transface",
+  sizeof(Transface__DetectorConfig),
+  7,
+  transface__detector_config__field_descriptors,
+  transface__detector_config__field_indices_by_name,
+  1,  transface__detector_config__number_ranges,
+  (ProtobufCMessageInit) transface__detector_config__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor transface__model_header__field_descriptors[9] =
 {
   {
     "format_version",
@@ -904,10 +1065,36 @@ static const ProtobufCFieldDescriptor transface__model_header__field_descriptors
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "kind",
+    8,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Transface__ModelHeader, kind),
+    &transface__model_kind__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "detector",
+    9,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Transface__ModelHeader, detector),
+    &transface__detector_config__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned transface__model_header__field_indices_by_name[] = {
   2,   /* field[2] = config */
+  8,   /* field[8] = detector */
   0,   /* field[0] = format_version */
+  7,   /* field[7] = kind */
   4,   /* field[4] = metadata */
   3,   /* field[3] = preprocess */
   1,   /* field[1] = producer */
@@ -917,7 +1104,7 @@ static const unsigned transface__model_header__field_indices_by_name[] = {
 static const ProtobufCIntRange transface__model_header__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 7 }
+  { 0, 9 }
 };
 const ProtobufCMessageDescriptor transface__model_header__descriptor =
 {
@@ -927,7 +1114,7 @@ const ProtobufCMessageDescriptor transface__model_header__descriptor =
   "Transface__ModelHeader",
   "transface",
   sizeof(Transface__ModelHeader),
-  7,
+  9,
   transface__model_header__field_descriptors,
   transface__model_header__field_indices_by_name,
   1,  transface__model_header__number_ranges,
@@ -990,5 +1177,33 @@ const ProtobufCEnumDescriptor transface__dtype__descriptor =
   transface__dtype__enum_values_by_name,
   1,
   transface__dtype__value_ranges,
+  NULL,NULL,NULL,NULL   /* reserved[1234] */
+};
+static const ProtobufCEnumValue transface__model_kind__enum_values_by_number[2] =
+{
+  { "MODEL_KIND_EMBEDDER", "TRANSFACE__MODEL_KIND__MODEL_KIND_EMBEDDER", 0 },
+  { "MODEL_KIND_DETECTOR", "TRANSFACE__MODEL_KIND__MODEL_KIND_DETECTOR", 1 },
+};
+static const ProtobufCIntRange transface__model_kind__value_ranges[] = {
+{0, 0},{0, 2}
+};
+static const ProtobufCEnumValueIndex transface__model_kind__enum_values_by_name[2] =
+{
+  { "MODEL_KIND_DETECTOR", 1 },
+  { "MODEL_KIND_EMBEDDER", 0 },
+};
+const ProtobufCEnumDescriptor transface__model_kind__descriptor =
+{
+  PROTOBUF_C__ENUM_DESCRIPTOR_MAGIC,
+  "transface.ModelKind",
+  "ModelKind",
+  "Transface__ModelKind",
+  "transface",
+  2,
+  transface__model_kind__enum_values_by_number,
+  2,
+  transface__model_kind__enum_values_by_name,
+  1,
+  transface__model_kind__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };

@@ -5,7 +5,7 @@
 #   Tests/Fuzz/run.sh all [SECONDS]        every harness, one after the other
 #   Tests/Fuzz/run.sh build                only build .build-fuzz/release/transface-fuzz
 #
-# Harnesses: model checkpoint image recordio pickle text config (Sources/TransFaceFuzzHarness).
+# Harnesses: model checkpoint image recordio pickle text config torch (Sources/TransFaceFuzzHarness).
 # Builds the instrumented binary into .build-fuzz (never .build), seeds each corpus from
 # generated files (transface-fuzz seeds) and from ../shared (symlinked, never copied), keeps the
 # growing corpus in .build-fuzz/corpus/HARNESS, crashes in .build-fuzz/artifacts/HARNESS, the log
@@ -19,7 +19,7 @@ ROOT=$PWD
 SHARED=${TRANSFACE_SHARED:-$ROOT/../shared}
 OUT=$ROOT/.build-fuzz
 BIN=$OUT/release/transface-fuzz
-HARNESSES=(model checkpoint image recordio pickle text config)
+HARNESSES=(model checkpoint image recordio pickle text config torch)
 what=${1:?usage: Tests/Fuzz/run.sh HARNESS|all|build [SECONDS]}
 seconds=${2:-600}
 
@@ -73,6 +73,12 @@ for p in range(2, 6):
     open(f"{d}/py_numpy_i1_{p}.bin", "wb").write(pickle.dumps(([a.view(np.int8).reshape(-1, 1) for a in arrays], [np.bool_(s) for s in same]), protocol=p))
 PY
         ;;
+    torch)
+        # a real legacy file: facenet-pytorch's pnet.pt (28 KB) when its wheel is at hand
+        local wheel=${TRANSFACE_FACENET_WHEEL:-/tmp/fnp/facenet_pytorch-2.6.0-py3-none-any.whl}
+        [ -f "$wheel" ] && python3 -c 'import sys, zipfile; sys.stdout.buffer.write(zipfile.ZipFile(sys.argv[1]).read("facenet_pytorch/data/pnet.pt"))' \
+            "$wheel" >"$dir/facenet_pnet.pt" || rm -f "$dir/facenet_pnet.pt"
+        ;;
     esac
 }
 
@@ -80,7 +86,7 @@ fuzz() {
     local h=$1 maxlen rss=2048 dict=()
     case $h in
     model | checkpoint) maxlen=32768 ;;
-    image | pickle) maxlen=65536 ;;
+    image | pickle | torch) maxlen=65536 ;;
     recordio) maxlen=16384 ;;
     text | config) maxlen=8192 ;;
     esac

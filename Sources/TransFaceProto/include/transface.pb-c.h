@@ -20,6 +20,7 @@ typedef struct Transface__Preprocess Transface__Preprocess;
 typedef struct Transface__TensorRecord Transface__TensorRecord;
 typedef struct Transface__KeyValue Transface__KeyValue;
 typedef struct Transface__TrainingState Transface__TrainingState;
+typedef struct Transface__DetectorConfig Transface__DetectorConfig;
 typedef struct Transface__ModelHeader Transface__ModelHeader;
 
 
@@ -36,6 +37,20 @@ typedef enum _Transface__DType {
   TRANSFACE__DTYPE__BF16 = 2
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(TRANSFACE__DTYPE)
 } Transface__DType;
+/*
+ * What a model file holds.
+ */
+typedef enum _Transface__ModelKind {
+  /*
+   * a TransFace face embedding model (Config, Preprocess)
+   */
+  TRANSFACE__MODEL_KIND__MODEL_KIND_EMBEDDER = 0,
+  /*
+   * an MTCNN face detector (DetectorConfig)
+   */
+  TRANSFACE__MODEL_KIND__MODEL_KIND_DETECTOR = 1
+    PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(TRANSFACE__MODEL_KIND)
+} Transface__ModelKind;
 
 /* --- messages --- */
 
@@ -168,6 +183,47 @@ struct  Transface__TrainingState
     , (char *)protobuf_c_empty_string, 0, 0, 0,NULL, {0,NULL}, 0 }
 
 
+/*
+ * MTCNN settings (facenet-pytorch's defaults when converted).
+ */
+struct  Transface__DetectorConfig
+{
+  ProtobufCMessage base;
+  /*
+   * smallest face searched for, in pixels (20)
+   */
+  int32_t min_face_size;
+  /*
+   * image pyramid scale between levels (0.709)
+   */
+  float scale_factor;
+  /*
+   * P-Net, R-Net, O-Net face probability thresholds (0.6, 0.7, 0.7)
+   */
+  size_t n_thresholds;
+  float *thresholds;
+  /*
+   * IoU of the NMS within one pyramid scale (0.5)
+   */
+  float nms_within_scale;
+  /*
+   * IoU of the NMS across scales, after P-Net (0.7)
+   */
+  float nms_across_scales;
+  /*
+   * IoU of the NMS after R-Net (0.7)
+   */
+  float nms_refine;
+  /*
+   * overlap ("Min") of the NMS after O-Net (0.7)
+   */
+  float nms_output;
+};
+#define TRANSFACE__DETECTOR_CONFIG__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&transface__detector_config__descriptor) \
+    , 0, 0, 0,NULL, 0, 0, 0, 0 }
+
+
 struct  Transface__ModelHeader
 {
   ProtobufCMessage base;
@@ -189,10 +245,18 @@ struct  Transface__ModelHeader
    * checkpoints only
    */
   Transface__TrainingState *training;
+  /*
+   * absent: MODEL_KIND_EMBEDDER
+   */
+  Transface__ModelKind kind;
+  /*
+   * detectors only (config and preprocess are then absent)
+   */
+  Transface__DetectorConfig *detector;
 };
 #define TRANSFACE__MODEL_HEADER__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&transface__model_header__descriptor) \
-    , 0, (char *)protobuf_c_empty_string, NULL, NULL, 0,NULL, 0,NULL, NULL }
+    , 0, (char *)protobuf_c_empty_string, NULL, NULL, 0,NULL, 0,NULL, NULL, TRANSFACE__MODEL_KIND__MODEL_KIND_EMBEDDER, NULL }
 
 
 /* Transface__Config methods */
@@ -290,6 +354,25 @@ Transface__TrainingState *
 void   transface__training_state__free_unpacked
                      (Transface__TrainingState *message,
                       ProtobufCAllocator *allocator);
+/* Transface__DetectorConfig methods */
+void   transface__detector_config__init
+                     (Transface__DetectorConfig         *message);
+size_t transface__detector_config__get_packed_size
+                     (const Transface__DetectorConfig   *message);
+size_t transface__detector_config__pack
+                     (const Transface__DetectorConfig   *message,
+                      uint8_t             *out);
+size_t transface__detector_config__pack_to_buffer
+                     (const Transface__DetectorConfig   *message,
+                      ProtobufCBuffer     *buffer);
+Transface__DetectorConfig *
+       transface__detector_config__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   transface__detector_config__free_unpacked
+                     (Transface__DetectorConfig *message,
+                      ProtobufCAllocator *allocator);
 /* Transface__ModelHeader methods */
 void   transface__model_header__init
                      (Transface__ModelHeader         *message);
@@ -326,6 +409,9 @@ typedef void (*Transface__KeyValue_Closure)
 typedef void (*Transface__TrainingState_Closure)
                  (const Transface__TrainingState *message,
                   void *closure_data);
+typedef void (*Transface__DetectorConfig_Closure)
+                 (const Transface__DetectorConfig *message,
+                  void *closure_data);
 typedef void (*Transface__ModelHeader_Closure)
                  (const Transface__ModelHeader *message,
                   void *closure_data);
@@ -337,11 +423,13 @@ typedef void (*Transface__ModelHeader_Closure)
 
 extern const ProtobufCEnumDescriptor    transface__channel_order__descriptor;
 extern const ProtobufCEnumDescriptor    transface__dtype__descriptor;
+extern const ProtobufCEnumDescriptor    transface__model_kind__descriptor;
 extern const ProtobufCMessageDescriptor transface__config__descriptor;
 extern const ProtobufCMessageDescriptor transface__preprocess__descriptor;
 extern const ProtobufCMessageDescriptor transface__tensor_record__descriptor;
 extern const ProtobufCMessageDescriptor transface__key_value__descriptor;
 extern const ProtobufCMessageDescriptor transface__training_state__descriptor;
+extern const ProtobufCMessageDescriptor transface__detector_config__descriptor;
 extern const ProtobufCMessageDescriptor transface__model_header__descriptor;
 
 PROTOBUF_C__END_DECLS
