@@ -75,7 +75,10 @@ let package = Package(
         // Training: backward passes, losses, DPAP (FFTW), EHSM, optimizers, trainer.
         .target(name: "TFTrain", dependencies: ["TFCore", "TFModel", "CFFTW", "CJSON"]),
         .target(name: "TransFaceC", dependencies: ["TFCore", "TFKernels", "TFModel", "TFImage", "TFData", "TFEval", "TFWiring", "TFTrain", "TFConvert", "CTransFace"]),
-        .target(name: "TransFaceFuzzHarness", dependencies: ["TFCore", "TFModel", "TFImage", "TFData", "TFTrain"]),
+        // The 1:N gallery: a crash-safe log file of enrolled embeddings, exact search (sgemm).
+        .target(name: "TFGallery", dependencies: ["TFCore", "TFModel"], swiftSettings: [.unsafeFlags(["-O"] + kernelCPUFlags)]),
+        .executableTarget(name: "TFGalleryBench", dependencies: ["TFGallery"], swiftSettings: [.unsafeFlags(["-O"])]),
+        .target(name: "TransFaceFuzzHarness", dependencies: ["TFCore", "TFModel", "TFImage", "TFData", "TFTrain", "TFGallery"]),
         .executableTarget(name: "TransFaceFuzz", dependencies: ["TransFaceFuzzHarness"]),
         // Official state_dicts (torch.save zip, .npz) to model files: behind `transface convert` and
         // transface_convert_state_dict (so also bindings/python's convert.py).
@@ -96,6 +99,7 @@ let package = Package(
                     exclude: ["Fixtures"]),
         .testTarget(name: "TransFaceCTests", dependencies: ["TransFaceC", "TFModel", "TFTestSupport", "CTransFace"]),
         .testTarget(name: "TransFaceFuzzTests", dependencies: ["TransFaceFuzzHarness"]),
+        .testTarget(name: "TFGalleryTests", dependencies: ["TFGallery", "TFTestSupport"]),
     ],
     swiftLanguageModes: [.v5]
 )
