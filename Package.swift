@@ -76,8 +76,8 @@ let package = Package(
         .target(name: "TFTrain", dependencies: ["TFCore", "TFModel", "CFFTW", "CJSON"]),
         .target(name: "TransFaceC", dependencies: ["TFCore", "TFKernels", "TFModel", "TFImage", "TFData", "TFEval", "TFWiring", "TFTrain", "TFConvert", "CTransFace"]),
         // The 1:N gallery: a crash-safe log file of enrolled embeddings, exact search (sgemm).
-        .target(name: "TFGallery", dependencies: ["TFCore", "TFModel"], swiftSettings: [.unsafeFlags(["-O"] + kernelCPUFlags)]),
-        .executableTarget(name: "TFGalleryBench", dependencies: ["TFGallery"], swiftSettings: [.unsafeFlags(["-O"])]),
+        .target(name: "TFGallery", dependencies: ["TFCore", "TFModel", "CBLAS"], swiftSettings: [.unsafeFlags(["-O"] + kernelCPUFlags)]),
+        .executableTarget(name: "TFGalleryBench", dependencies: ["TFGallery", "CDNNLMatmul"], swiftSettings: [.unsafeFlags(["-O"])]),
         .target(name: "TransFaceFuzzHarness", dependencies: ["TFCore", "TFModel", "TFImage", "TFData", "TFTrain", "TFGallery"]),
         .executableTarget(name: "TransFaceFuzz", dependencies: ["TransFaceFuzzHarness"]),
         // Official state_dicts (torch.save zip, .npz) to model files: behind `transface convert` and
@@ -99,7 +99,7 @@ let package = Package(
                     exclude: ["Fixtures"]),
         .testTarget(name: "TransFaceCTests", dependencies: ["TransFaceC", "TFModel", "TFTestSupport", "CTransFace"]),
         .testTarget(name: "TransFaceFuzzTests", dependencies: ["TransFaceFuzzHarness"]),
-        .testTarget(name: "TFGalleryTests", dependencies: ["TFGallery", "TFTestSupport"]),
+        .testTarget(name: "TFGalleryTests", dependencies: ["TFGallery", "TFTestSupport", "TransFaceFuzzHarness"]),
     ],
     swiftLanguageModes: [.v5]
 )

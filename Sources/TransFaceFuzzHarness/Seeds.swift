@@ -1,8 +1,13 @@
 import TFCore
 import TFData
+import TFGallery
 import TFImage
 import TFModel
 import TFTrain
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Small valid inputs for each harness, made with the library's own writers (the fuzzer's
 /// starting corpus; `Tests/Fuzz/run.sh` adds the real files of `../shared`).
@@ -111,6 +116,24 @@ public enum FuzzSeeds {
             files.append(("train.idx", Array("0\t0\n1\t32\n7\t96\n".utf8)))
         case .config:
             for (i, c) in configs.enumerated() { files.append(("config\(i).json", Array(c.utf8))) }
+        case .gallery:
+            let fp = try GalleryFingerprint(architecture: "fuzz D8", embeddingSize: 8, weightsHash: 7)
+            let path = scratch.root + "/seed.tfg"
+            for storage in GalleryStorage.allCases {
+                unlink(path)
+                let g = try Gallery.open(path: path, fingerprint: fp, options: GalleryOptions(storage: storage))
+                files.append(("empty_\(storage).tfg", try DataFiles.readAll(path)))
+                try g.enrol(label: "ann", embeddings: (0..<16).map { Float($0) - 7.5 }, metadata: ["k": "v", "dept": "x"])
+                try g.enrol(label: "bo", embeddings: (0..<8).map { Float($0 * $0) + 1 })
+                try g.enrol(label: "cy", embeddings: (0..<8).map { Float(8 - $0) })
+                try g.remove(ids: [1])
+                try g.remove(label: "cy")
+                files.append(("ops_\(storage).tfg", try DataFiles.readAll(path)))
+                try g.compact()
+                files.append(("compacted_\(storage).tfg", try DataFiles.readAll(path)))
+                g.close()
+            }
+            unlink(path)
         }
         for (name, bytes) in files {
             let w = try AtomicFileWriter(path: folder + "/seed_" + name)

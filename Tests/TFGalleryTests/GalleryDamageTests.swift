@@ -2,6 +2,7 @@ import TFCore
 import TFTestSupport
 import XCTest
 @testable import TFGallery
+import TransFaceFuzzHarness
 
 /// Torn writes and damage: every truncation and every flipped bit of a small gallery file.
 final class GalleryDamageTests: XCTestCase {
@@ -105,5 +106,39 @@ final class GalleryDamageTests: XCTestCase {
         }
         g = try Gallery.open(path: dir + "/full.tfg", fingerprint: F.fingerprint)
         XCTAssertEqual(g.discardedTailBytes, 0)
+    }
+
+    /// Random mutations (bytes set, ranges cut, inserted or repeated) of a small gallery, with
+    /// and without recomputed CRCs (`FuzzHarness.gallery`): each opens or is refused with a TransFaceError.
+    func testRandomMutationsNeverCrash() throws {
+        let dir = try F.folder(); defer { Reference.removeTree(dir) }
+        let (bytes, _, _) = try smallGallery(dir + "/full.tfg")
+        let path = dir + "/m.tfg"
+        var rng = SeededRNG(seed: 5)
+        var opened = 0
+        for round in 0..<3000 {
+            var b = bytes
+            for _ in 0..<(1 + Int(rng.next() % 4)) {
+                let i = Int(rng.next() % UInt64(b.count))
+                switch rng.next() % 4 {
+                case 0: b[i] = UInt8(truncatingIfNeeded: rng.next())
+                case 1: b.removeSubrange(i..<min(b.count, i + Int(rng.next() % 40)))
+                case 2: b.insert(contentsOf: (0..<Int(rng.next() % 40)).map { _ in UInt8(truncatingIfNeeded: rng.next()) }, at: i)
+                default: b += b[i..<min(b.count, i + Int(rng.next() % 200))]
+                }
+                if b.isEmpty { b = [0] }
+            }
+            if round % 2 == 1 {  // through the fuzz harness, which recomputes the CRCs first
+                if case .accepted = try FuzzHarness.gallery.run(b) { opened += 1 }
+                continue
+            }
+            F.write(b, to: path)
+            do {
+                let g = try Gallery.open(path: path, fingerprint: nil, options: GalleryOptions(readOnly: true))
+                _ = try g.search(queries: F.vectors(1, dim: g.fingerprint.embeddingSize, seed: 1), k: 2, threshold: 0)
+                opened += 1
+            } catch is TransFaceError {}
+        }
+        XCTAssertGreaterThan(opened, 100)
     }
 }
