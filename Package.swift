@@ -74,8 +74,11 @@ let package = Package(
         .target(name: "TFWiring", dependencies: ["TFCore", "TFImage", "TFData", "TFModel", "TFEval"]),
         // Training: backward passes, losses, DPAP (FFTW), EHSM, optimizers, trainer.
         .target(name: "TFTrain", dependencies: ["TFCore", "TFModel", "CFFTW", "CJSON"]),
-        .target(name: "TransFaceC", dependencies: ["TFCore", "TFKernels", "TFModel", "TFImage", "TFData", "TFEval", "TFWiring", "TFTrain", "TFConvert", "TFDetect", "CTransFace"]),
-        .target(name: "TransFaceFuzzHarness", dependencies: ["TFCore", "TFModel", "TFImage", "TFData", "TFTrain", "TFConvert"]),
+        .target(name: "TransFaceC", dependencies: ["TFCore", "TFKernels", "TFModel", "TFImage", "TFData", "TFEval", "TFWiring", "TFTrain", "TFConvert", "TFDetect", "TFGallery", "CTransFace"]),
+        // The 1:N gallery: a crash-safe log file of enrolled embeddings, exact search (sgemm).
+        .target(name: "TFGallery", dependencies: ["TFCore", "TFModel", "CBLAS"], swiftSettings: [.unsafeFlags(["-O"] + kernelCPUFlags)]),
+        .executableTarget(name: "TFGalleryBench", dependencies: ["TFGallery", "CDNNLMatmul"], swiftSettings: [.unsafeFlags(["-O"])]),
+        .target(name: "TransFaceFuzzHarness", dependencies: ["TFCore", "TFModel", "TFImage", "TFData", "TFTrain", "TFConvert", "TFGallery"]),
         .executableTarget(name: "TransFaceFuzz", dependencies: ["TransFaceFuzzHarness"]),
         // Official state_dicts (torch.save zip, .npz) to model files: behind `transface convert` and
         // transface_convert_state_dict (so also bindings/python's convert.py).
@@ -105,6 +108,7 @@ let package = Package(
         .testTarget(name: "TransFaceCTests", dependencies: ["TransFaceC", "TFModel", "TFTestSupport", "CTransFace"]),
         .testTarget(name: "TFDetectTests", dependencies: ["TFDetect", "TFDetectTestSupport", "TFImage", "TFModel"], exclude: ["Fixtures", "README.md"]),
         .testTarget(name: "TransFaceFuzzTests", dependencies: ["TransFaceFuzzHarness"]),
+        .testTarget(name: "TFGalleryTests", dependencies: ["TFGallery", "TFTestSupport", "TransFaceFuzzHarness"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -1,6 +1,7 @@
 import TFConvert
 import TFCore
 import TFData
+import TFGallery
 import TFImage
 import TFModel
 import TFTrain
@@ -32,6 +33,8 @@ public enum FuzzHarness: String, CaseIterable, Sendable {
     /// torch.save files, legacy and zip: `TorchFile.load` (the safe unpickler with torch's
     /// allowlist, storage bounds) and every tensor read.
     case torch
+    /// Gallery files: `Gallery.open` read-only (header, record log, torn-tail rules), then `list` and `search`.
+    case gallery
 
     /// What a harness did with one input.
     public enum Outcome: Equatable, Sendable {
@@ -64,6 +67,7 @@ public enum FuzzHarness: String, CaseIterable, Sendable {
         case .recordio: return 16 << 10
         case .pickle, .torch: return 64 << 10
         case .text, .config: return 8 << 10
+        case .gallery: return 16 << 10
         }
     }
 
@@ -95,7 +99,42 @@ public enum FuzzHarness: String, CaseIterable, Sendable {
             return "config \(c.model.arch), \(c.numClasses) classes, batch \(c.batchSize)"
         case .torch:
             return try FuzzHarness.torch(try TorchFile.load(path: try FuzzScratch.shared.write("torch.pt", data)))
+        case .gallery:
+            return try FuzzHarness.gallery(data)
         }
+    }
+
+    /// Opens the bytes as a gallery (CRCs recomputed, see `fixGalleryCRCs`), lists it and searches it.
+    static func gallery(_ data: [UInt8]) throws -> String {
+        let path = try FuzzScratch.shared.write("gallery.tfg", fixGalleryCRCs(data))
+        let g = try Gallery.open(path: path, fingerprint: nil, options: GalleryOptions(readOnly: true))
+        let identities = try g.list()
+        let dim = g.fingerprint.embeddingSize
+        let hits = try g.search(queries: (0..<(2 * dim)).map { Float($0 % 7) - 2.5 }, k: 3, threshold: 0.5)
+        return "gallery \(g.fingerprint), \(g.count) entries, \(identities.count) identities, \(hits[0].count) hits, \(g.discardedTailBytes) torn bytes"
+    }
+
+    /// Gallery headers and records carry CRCs a fuzzer would almost never match: the harness
+    /// recomputes the header's and those of every record frame it can walk to (a frame whose
+    /// length runs past the end keeps its CRCs), so the fuzzer reaches the decoders. The CRC
+    /// checks themselves are single compares, covered by TFGalleryTests.
+    static func fixGalleryCRCs(_ data: [UInt8]) -> [UInt8] {
+        var out = data
+        func u32(_ i: Int) -> Int { Int(out[i]) | Int(out[i + 1]) << 8 | Int(out[i + 2]) << 16 | Int(out[i + 3]) << 24 }
+        func put(_ i: Int, _ v: UInt32) { for b in 0..<4 { out[i + b] = UInt8(truncatingIfNeeded: v >> (8 * UInt32(b))) } }
+        guard out.count >= 16, Array(out[0..<8]) == Array("TFGALLRY".utf8) else { return data }
+        let headerSize = u32(12)
+        guard headerSize >= 8, headerSize <= out.count else { return out }
+        put(headerSize - 4, out[0..<(headerSize - 4)].withUnsafeBytes { crc32($0) })
+        var p = headerSize
+        while p + 20 <= out.count, Array(out[p..<(p + 4)]) == Array("TFGR".utf8) {
+            let length = u32(p + 8)
+            guard p + 20 + length <= out.count else { break }
+            put(p + 12, out[(p + 20)..<(p + 20 + length)].withUnsafeBytes { crc32($0) })
+            put(p + 16, out[p..<(p + 16)].withUnsafeBytes { crc32($0) })
+            p += 20 + length
+        }
+        return out
     }
 
     /// Model and checkpoint files carry a CRC of their header; a fuzzer would almost never get
@@ -230,7 +269,8 @@ public final class FuzzScratch: @unchecked Sendable {
     public func remove(_ name: String) { unlink(root + "/" + name) }
 
     func removeAll() {
-        for sub in ["rec/train.rec", "rec/train.idx", "rec/property", "list/file.txt", "model.tfm", "run.tfc", "torch.pt"] { unlink(root + "/" + sub) }
+        for sub in ["rec/train.rec", "rec/train.idx", "rec/property", "list/file.txt", "model.tfm", "run.tfc", "torch.pt",
+                    "gallery.tfg", "seed.tfg", "seed.tfg.lock"] { unlink(root + "/" + sub) }
         for sub in ["rec", "list", ""] { rmdir(sub.isEmpty ? root : root + "/" + sub) }
     }
 }

@@ -1,9 +1,14 @@
 import TFConvert
 import TFCore
 import TFData
+import TFGallery
 import TFImage
 import TFModel
 import TFTrain
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Small valid inputs for each harness, made with the library's own writers (the fuzzer's
 /// starting corpus; `Tests/Fuzz/run.sh` adds the real files of `../shared`).
@@ -120,6 +125,24 @@ public enum FuzzSeeds {
             files.append(("legacy_views.pt", TorchLegacyWriter.encode(
                 tensors: [.init(name: "a", storage: "9", offset: 1, shape: [2, 3], stride: [1, 2]), .init(name: "b", storage: "9", offset: 6, shape: [1])],
                 storages: [.init(key: "9", values: (0..<7).map { Double($0) / 3 }, float64: true)])))
+        case .gallery:
+            let fp = try GalleryFingerprint(architecture: "fuzz D8", embeddingSize: 8, weightsHash: 7)
+            let path = scratch.root + "/seed.tfg"
+            for storage in GalleryStorage.allCases {
+                unlink(path)
+                let g = try Gallery.open(path: path, fingerprint: fp, options: GalleryOptions(storage: storage))
+                files.append(("empty_\(storage).tfg", try DataFiles.readAll(path)))
+                try g.enrol(label: "ann", embeddings: (0..<16).map { Float($0) - 7.5 }, metadata: ["k": "v", "dept": "x"])
+                try g.enrol(label: "bo", embeddings: (0..<8).map { Float($0 * $0) + 1 })
+                try g.enrol(label: "cy", embeddings: (0..<8).map { Float(8 - $0) })
+                try g.remove(ids: [1])
+                try g.remove(label: "cy")
+                files.append(("ops_\(storage).tfg", try DataFiles.readAll(path)))
+                try g.compact()
+                files.append(("compacted_\(storage).tfg", try DataFiles.readAll(path)))
+                g.close()
+            }
+            unlink(path)
         }
         for (name, bytes) in files {
             let w = try AtomicFileWriter(path: folder + "/seed_" + name)

@@ -1,0 +1,34 @@
+import CBLAS
+import TFCore
+
+/// Exact scores of `m` unit queries against rows `rows` of a gallery slab, one tile of rows at
+/// a time: for each tile, `scores[q * count + j]` = ⟨query q, row start + j⟩ (cosine, since both
+/// have unit norm), computed as one sgemm `Q[m×dim] · Tileᵀ` (sgemv for one query); then `visit(start, count)`.
+/// float16 rows are widened into `widened` (`tileRows × dim` floats) first.
+func scanTiles(queries: UnsafePointer<Float>, m: Int, dim: Int, slab: UnsafeRawPointer, storage: GalleryStorage,
+               rows: Range<Int>, tileRows: Int, scores: UnsafeMutablePointer<Float>, widened: UnsafeMutablePointer<Float>?,
+               visit: (_ start: Int, _ count: Int) -> Void) {
+    var start = rows.lowerBound
+    while start < rows.upperBound {
+        let count = min(tileRows, rows.upperBound - start)
+        let tile: UnsafePointer<Float>
+        switch storage {
+        case .float32:
+            tile = (slab + start * dim * 4).assumingMemoryBound(to: Float.self)
+        case .float16:
+            convertFromHalf((slab + start * dim * 2).assumingMemoryBound(to: UInt16.self), widened!, count: count * dim)
+            tile = UnsafePointer(widened!)
+        }
+        if m == 1 {  // sgemv streams the rows once; sgemm would first copy (pack) the tile
+            cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(count), Int32(dim), 1, tile, Int32(dim), queries, 1, 0, scores, 1)
+        } else {
+            BLAS.gemm(m: m, n: count, k: dim, a: queries, lda: dim, b: tile, ldb: dim, transposeB: true, c: scores, ldc: count)
+        }
+        visit(start, count)
+        start += count
+    }
+}
+
+/// Rows per tile: float32 tiles are read in place (4096 rows of 512 = 8 MiB streamed per sgemm);
+/// float16 tiles are widened into a buffer that stays in L2 (512 rows of 512 = 1 MiB).
+func scanTileRows(_ storage: GalleryStorage) -> Int { storage == .float32 ? 4096 : 512 }
