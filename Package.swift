@@ -91,7 +91,7 @@ let package = Package(
         // GEMMs; optimised in debug builds like TFKernels.
         .target(name: "TFDetect", dependencies: ["TFCore", "TFModel"], swiftSettings: [.unsafeFlags(["-O"] + kernelCPUFlags)]),
         // The detector's measurement tool (landmark error, timing server) behind bindings/python/benchmarks/mtcnn_*.py.
-        .target(name: "TFDetectTestSupport", dependencies: ["TFCore", "TFModel", "TFTestSupport"], path: "Tests/TFDetectTestSupport"),
+        .target(name: "TFDetectTestSupport", dependencies: ["TFCore", "TFModel", "TFConvert", "TFTestSupport"], path: "Tests/TFDetectTestSupport"),
         .executableTarget(name: "TFDetectBench", dependencies: ["TFDetect", "TFDetectTestSupport", "TFImage"], path: "Tests/TFDetectBench"),
         .target(name: "TFTestSupport", dependencies: ["TFCore", "TFModel"], path: "Tests/TFTestSupport"),
         .testTarget(name: "TFKernelsTests", dependencies: ["TFKernels", "TFKernelsAVX512", "TFTestSupport"]),

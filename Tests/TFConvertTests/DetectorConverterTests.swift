@@ -14,11 +14,7 @@ final class DetectorConverterTests: XCTestCase {
     override func setUpWithError() throws { folder = try Reference.temporaryFolder() }
     override func tearDown() { Reference.removeTree(folder) }
 
-    static var wheel: String? {
-        let given = ProcessInfo.processInfo.environment["TRANSFACE_FACENET_WHEEL"]
-        let path = given ?? "/tmp/fnp/facenet_pytorch-2.6.0-py3-none-any.whl"
-        return FileManager.default.fileExists(atPath: path) ? path : nil
-    }
+    static var wheel: String? { FacenetWheel.path() }
 
     func requireWheel() throws -> String {
         guard let w = Self.wheel else {

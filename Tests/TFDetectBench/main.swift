@@ -37,9 +37,8 @@ func detect(_ d: FaceDetector, _ img: RGBImage, _ options: DetectionOptions) thr
 
 let args = CommandLine.arguments
 guard args.count >= 3 else { fail("usage: TFDetectBench detect <mode> <root> <list> | serve <threads>") }
-guard let folder = NpyWeights.folder() else { fail("no weights") }
 do {
-    let model = try NpyWeights.model(folder: folder)
+    guard let model = try TestDetector.model() else { fail("no weights: no facenet-pytorch wheel") }
     switch args[1] {
     case "detect":
         guard args.count == 5, let mode = DetectionOptions.LandmarkBox(rawValue: args[2]) else { fail("detect <truncated|facenet> <root> <list>") }

@@ -14,10 +14,10 @@ enum Real {
     }()
     static let data = repo + "/../shared/data"
 
-    /// A detector on the .npy weights, or a skip.
+    /// A detector on the real weights, or a skip.
     static func detector(threads: Int = 1) throws -> FaceDetector {
-        guard let folder = NpyWeights.folder() else { throw XCTSkip("\(NpyWeights.environmentVariable) is not set") }
-        return try FaceDetector(model: NpyWeights.model(folder: folder), threads: threads)
+        guard let model = try TestDetector.model() else { throw XCTSkip("no facenet-pytorch wheel") }
+        return try FaceDetector(model: model, threads: threads)
     }
 
     static func image(_ relative: String) throws -> RGBImage {

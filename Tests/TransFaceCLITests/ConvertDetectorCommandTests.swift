@@ -24,11 +24,7 @@ final class ConvertDetectorCommandTests: XCTestCase {
     }
 
     func testWheelToDetectorFile() throws {
-        let wheel = ProcessInfo.processInfo.environment["TRANSFACE_FACENET_WHEEL"] ?? "/tmp/fnp/facenet_pytorch-2.6.0-py3-none-any.whl"
-        guard FileManager.default.fileExists(atPath: wheel) else {
-            print("skipped: no facenet-pytorch wheel at \(wheel) (set TRANSFACE_FACENET_WHEEL)")
-            throw XCTSkip("no facenet-pytorch wheel")
-        }
+        guard let wheel = FacenetWheel.path() else { throw XCTSkip("no facenet-pytorch wheel") }
         let r = try CLI.run(["convert-detector", "--facenet-wheel", wheel, "-o", "mtcnn.tfd"], in: folder)
         XCTAssertEqual(r.status, 0, r.stderr)
         XCTAssertTrue(r.stdout.contains("wrote mtcnn.tfd"), r.stdout)

@@ -8,6 +8,7 @@
 #                  failed writes (file size limit, unwritable folder) keep the previous file
 #   test_struct_evolution.c  every struct as released (struct_v1.h) and smaller/larger, behind guard
 #                  pages: params_init, reading and writing only struct_size bytes, refusals
+#   test_detect.c  face detection: MTCNN on LFW photos through the ABI, face arrays, embed_photo
 #   test_handles.c a handle of another type, a freed one, garbage: errors, never a crash
 #   test_precision.c  precision values; bf16 runs (close to float32) or is refused
 #   test_robust.c  finite unit-length embeddings of black, white and noise images; "reduce_lr"
@@ -93,6 +94,15 @@ step "test_struct_evolution (every struct as released, behind guard pages; param
 step "test_handles (a handle of another type, freed twice or used after free)" sh -c "$CC $cflags -o '$build/test_handles' '$here/test_handles.c' $link && '$build/test_handles' '$build/reference.tfm'"
 step "test_precision (precision values; bf16 against float32)" sh -c "$CC $cflags -o '$build/test_precision' '$here/test_precision.c' $link -lm && '$build/test_precision' '$build/reference.tfm'"
 step "test_robust (finite unit embeddings of black, white and noise images; non_finite reduce_lr)" sh -c "$CC $cflags -o '$build/test_robust' '$here/test_robust.c' $link -lm && '$build/test_robust' '$build/reference.tfm'"
+wheel=${TRANSFACE_FACENET_WHEEL:-"$repo/.build-data/facenet_pytorch-2.6.0-py3-none-any.whl"}
+cli="$libdir/transface-cli"; [ -x "$cli" ] || cli="$repo/.build/debug/transface-cli"
+if [ -f "$wheel" ] && [ -x "$cli" ]; then
+    step "test_detect (MTCNN through the ABI: LFW and dogs.jpg, BGR, face arrays, embed_photo, errors)" sh -c "'$cli' convert-detector --facenet-wheel '$wheel' -o '$build/mtcnn.tfd' >/dev/null && $CC $cflags -o '$build/test_detect' '$here/test_detect.c' $link -lm && '$build/test_detect' '$build/mtcnn.tfd' '$build/reference.tfm' '$repo/../shared'"
+else
+    echo "== SKIP test_detect: no facenet-pytorch wheel at $wheel (bash .ci/setup downloads it) or no $cli"
+    results="$results
+  SKIP  test_detect (no $wheel)"
+fi
 step "test_convert (official state_dict converter: conversion, params, refusals)" sh -c "$CC $cflags -o '$build/test_convert' '$here/test_convert.c' $link && '$build/test_convert'"
 step "test_stress (8 threads sharing a model, ${TRANSFACE_STRESS_SECONDS:-30} s; concurrent load/free)" sh -c "$CC $cflags -o '$build/test_stress' '$here/test_stress.c' $link -lm -lpthread && '$build/test_stress'"
 step "test_data_eval (datasets, evaluation; parity with ../shared/reference/verification)" sh -c "$CC $cflags -o '$build/test_data_eval' '$here/test_data_eval.c' $link -lm && '$build/test_data_eval' '$repo/../shared'"

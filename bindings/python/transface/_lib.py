@@ -553,6 +553,49 @@ FUNCTIONS.update({
 
 STRUCTS.update({"transface_convert_params": transface_convert_params})
 
+# ------------------------------------------------------------------ face detection
+
+transface_detector_p = c_void_p
+
+
+class transface_detector_params(Structure):
+    _fields_ = [
+        ("struct_size", c_uint32),
+        ("num_threads", c_int32),
+        ("min_face_size", c_int32),
+        ("scale_factor", c_float),
+        ("thresholds", c_float * 3),
+        ("landmark_box", c_int32),  # transface_landmark_box
+    ]
+
+
+class transface_face(Structure):
+    _fields_ = [
+        ("struct_size", c_uint32),
+        ("box", c_float * 4),
+        ("score", c_float),
+        ("landmarks", c_float * 10),
+    ]
+
+
+TRANSFACE_LANDMARK_BOX = {"truncated": 0, "facenet": 1}
+
+FUNCTIONS.update({
+    "transface_detector_default_params": (transface_detector_params, []),
+    "transface_detector_params_init": (transface_status, [POINTER(transface_detector_params), c_uint32]),
+    "transface_detector_load": (transface_status, [c_char_p, POINTER(transface_detector_params),
+                                                   POINTER(transface_detector_p)]),
+    "transface_detector_free": (None, [transface_detector_p]),
+    "transface_detect": (transface_status, [transface_detector_p, u8_p, c_int32, c_int32, c_size_t, c_int,
+                                            POINTER(transface_face), c_size_t, POINTER(c_size_t)]),
+    "transface_detect_main_face": (transface_status, [transface_detector_p, u8_p, c_int32, c_int32, c_size_t, c_int,
+                                                      POINTER(transface_face)]),
+    "transface_embed_photo": (transface_status, [transface_context_p, transface_detector_p, u8_p, c_int32, c_int32,
+                                                 c_size_t, c_int, c_uint32, float_p, c_size_t, POINTER(transface_face)]),
+})
+
+STRUCTS.update({"transface_detector_params": transface_detector_params, "transface_face": transface_face})
+
 # ------------------------------------------------------------------ locating and loading
 
 LIBRARY_NAME = "libtransface.so"
