@@ -979,6 +979,90 @@ transface_status transface_embed_photo(transface_context *context, transface_det
                                        size_t stride, transface_pixel_format format, uint32_t flags,
                                        float *embedding, size_t capacity, transface_face *out_face);
 
+/* ---------------------------------------------------------------- 1:N gallery */
+
+/**
+ * A gallery: a persistent file of enrolled embeddings (several per identity) searched exactly
+ * (cosine = dot product of unit vectors). Crash-safe: an enrolment or removal that returned OK
+ * survives kill -9 and power loss (an append-only log of CRC-checked records, synced before
+ * returning); a torn last record is dropped on open, damage anywhere else is refused. Bound to
+ * the model whose embeddings it holds (architecture, embedding size, a hash of the weights): a
+ * gallery of another model is refused. Any number of threads may search one gallery at once;
+ * enrolment and removal run alone. One writer process at a time (a lock file beside it);
+ * read-only opens see the file as it was when opened.
+ */
+typedef struct transface_gallery transface_gallery;
+
+typedef enum transface_gallery_storage {
+    TRANSFACE_GALLERY_FLOAT32 = 0,
+    TRANSFACE_GALLERY_FLOAT16 = 1 /* half the memory; top-10 recall 1.0 against float32 in tests */
+} transface_gallery_storage;
+
+typedef struct transface_gallery_params {
+    uint32_t struct_size;
+    int32_t storage;        /* transface_gallery_storage of a new gallery (an existing one keeps
+                               its own); default FLOAT32 */
+    int32_t read_only;      /* 1: no writes, no writer lock; default 0 */
+    int32_t search_threads; /* workers of one search; default 1 */
+} transface_gallery_params;
+
+transface_gallery_params transface_gallery_default_params(void);
+/** Defaults into the first `size` bytes of *params (size = sizeof *params; also sets struct_size). */
+transface_status transface_gallery_params_init(transface_gallery_params *params, uint32_t size);
+
+/**
+ * Open the gallery file at path, creating it empty when absent, for the embeddings of `model`.
+ * model may be NULL to open an existing gallery read-only whatever its model (to list it).
+ */
+transface_status transface_gallery_open(const char *path, const transface_model *model,
+                                        const transface_gallery_params *params,
+                                        transface_gallery **out_gallery);
+void transface_gallery_close(transface_gallery *gallery);
+
+/**
+ * Enrol `count` embeddings (count * dim floats; dim = the model's embedding size; normalised to
+ * unit length here) under `label` (UTF-8, 1 to 1024 bytes), with metadata_count (key, value)
+ * pairs (metadata[2i], metadata[2i+1]) merged into the identity's. out_ids (NULL or count
+ * entries) receives the new entries' ids. Durable when it returns OK.
+ */
+transface_status transface_gallery_enrol(transface_gallery *gallery, const char *label,
+                                         const float *embeddings, size_t count, size_t dim,
+                                         const char *const *metadata, size_t metadata_count,
+                                         uint64_t *out_ids);
+/** Remove every embedding of `label` (TRANSFACE_NOT_FOUND when it has none). */
+transface_status transface_gallery_remove(transface_gallery *gallery, const char *label,
+                                          size_t *out_removed);
+/** Embeddings in the gallery (0 for NULL). */
+size_t transface_gallery_count(const transface_gallery *gallery);
+/** Identities in the gallery (0 for NULL). */
+size_t transface_gallery_identity_count(const transface_gallery *gallery);
+/**
+ * Identity `index` (0 .. identity_count - 1, sorted by label): its label (valid until the
+ * gallery is closed) and embedding count.
+ */
+transface_status transface_gallery_identity(transface_gallery *gallery, size_t index,
+                                            const char **out_label, size_t *out_count);
+
+/** One search result. */
+typedef struct transface_match {
+    uint32_t struct_size;
+    float score;       /* cosine of the query and the identity's best embedding */
+    int32_t passes;    /* 1 when score >= the threshold given */
+    uint64_t entry_id; /* that embedding's id */
+    const char *label; /* valid until the gallery is closed */
+} transface_match;
+
+/**
+ * The top-k identities for each of `count` queries (count * dim floats), best first, one match
+ * per identity. out_matches holds count * k elements (query q's at [q * k, q * k + k)), strided by
+ * out_matches[0].struct_size; out_found (count entries) receives how many each query got (fewer
+ * than k when the gallery has fewer identities).
+ */
+transface_status transface_gallery_search(transface_gallery *gallery, const float *queries,
+                                          size_t count, size_t dim, size_t k, float threshold,
+                                          transface_match *out_matches, size_t capacity,
+                                          size_t *out_found);
+
 #ifdef __cplusplus
 }
 #endif

@@ -111,9 +111,9 @@ private func cFace(_ f: DetectedFace) -> transface_face {
         guard let outFaces, capacity > 0 else { return }
         let raw = UnsafeMutableRawPointer(outFaces)
         for (i, f) in found.prefix(capacity).enumerated() {
-            let slot = (raw + i * element).assumingMemoryBound(to: transface_face.self)
-            slot.pointee.struct_size = UInt32(element)  // each element states the caller's size
-            try writeStruct(cFace(f), to: slot, "out_faces")
+            let slot = raw + i * element
+            slot.storeBytes(of: UInt32(element), as: UInt32.self)  // each element states the caller's size
+            try writeStruct(cFace(f), to: slot.assumingMemoryBound(to: transface_face.self), "out_faces")
         }
     }
 }

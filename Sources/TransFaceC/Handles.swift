@@ -54,7 +54,7 @@ final class BuilderHandle {
 enum HandleKind: UInt64, CaseIterable {
     case model = 0x7466_6d6f_6465_6c01, context = 0x7466_6374_7874_0102, builder = 0x7466_6275_696c_6403
     case recordio = 0x7466_7265_6369_6f04, bin = 0x7466_6269_6e00_0005, trainer = 0x7466_7472_6169_6e06
-    case detector = 0x7466_6465_7465_6307
+    case detector = 0x7466_6465_7465_6307, gallery = 0x7466_6761_6c6c_7908
 
     /// The C type name, e.g. "transface_model".
     var typeName: String { "transface_\(self)" }

@@ -7,6 +7,16 @@ import CTransFace
 private func same<T>(_ declared: T, _ implemented: T) {}
 
 func checkSignaturesAgainstHeader() {
+    same(CTransFace.transface_gallery_default_params, TransFaceC.transface_gallery_default_params)
+    same(CTransFace.transface_gallery_params_init, TransFaceC.transface_gallery_params_init)
+    same(CTransFace.transface_gallery_open, TransFaceC.transface_gallery_open)
+    same(CTransFace.transface_gallery_close, TransFaceC.transface_gallery_close)
+    same(CTransFace.transface_gallery_enrol, TransFaceC.transface_gallery_enrol)
+    same(CTransFace.transface_gallery_remove, TransFaceC.transface_gallery_remove)
+    same(CTransFace.transface_gallery_count, TransFaceC.transface_gallery_count)
+    same(CTransFace.transface_gallery_identity_count, TransFaceC.transface_gallery_identity_count)
+    same(CTransFace.transface_gallery_identity, TransFaceC.transface_gallery_identity)
+    same(CTransFace.transface_gallery_search, TransFaceC.transface_gallery_search)
     same(CTransFace.transface_detector_default_params, TransFaceC.transface_detector_default_params)
     same(CTransFace.transface_detector_params_init, TransFaceC.transface_detector_params_init)
     same(CTransFace.transface_detector_load, TransFaceC.transface_detector_load)

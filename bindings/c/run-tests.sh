@@ -9,6 +9,7 @@
 #   test_struct_evolution.c  every struct as released (struct_v1.h) and smaller/larger, behind guard
 #                  pages: params_init, reading and writing only struct_size bytes, refusals
 #   test_detect.c  face detection: MTCNN on LFW photos through the ABI, face arrays, embed_photo
+#   test_gallery.c the 1:N gallery through the ABI
 #   test_handles.c a handle of another type, a freed one, garbage: errors, never a crash
 #   test_precision.c  precision values; bf16 runs (close to float32) or is refused
 #   test_robust.c  finite unit-length embeddings of black, white and noise images; "reduce_lr"
@@ -94,6 +95,7 @@ step "test_struct_evolution (every struct as released, behind guard pages; param
 step "test_handles (a handle of another type, freed twice or used after free)" sh -c "$CC $cflags -o '$build/test_handles' '$here/test_handles.c' $link && '$build/test_handles' '$build/reference.tfm'"
 step "test_precision (precision values; bf16 against float32)" sh -c "$CC $cflags -o '$build/test_precision' '$here/test_precision.c' $link -lm && '$build/test_precision' '$build/reference.tfm'"
 step "test_robust (finite unit embeddings of black, white and noise images; non_finite reduce_lr)" sh -c "$CC $cflags -o '$build/test_robust' '$here/test_robust.c' $link -lm && '$build/test_robust' '$build/reference.tfm'"
+step "test_gallery (1:N gallery: enrol, search, remove, persistence, model guard, one writer, errors)" sh -c "$CC $cflags -o '$build/test_gallery' '$here/test_gallery.c' $link -lm && '$build/test_gallery' '$build/reference.tfm'"
 wheel=${TRANSFACE_FACENET_WHEEL:-"$repo/.build-data/facenet_pytorch-2.6.0-py3-none-any.whl"}
 cli="$libdir/transface-cli"; [ -x "$cli" ] || cli="$repo/.build/debug/transface-cli"
 if [ -f "$wheel" ] && [ -x "$cli" ]; then

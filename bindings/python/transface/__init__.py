@@ -19,6 +19,7 @@ from ._image import (ImageInfo, align_face, alignment_template, decode_image, es
 from ._data import RecordIO, read_bin, write_bin
 from ._train import Trainer, amplitude_mix
 from ._detect import Detector, Face
+from ._gallery import Gallery, Match
 from ._eval import (STANDARD_FARS, IJBResult, VerifyResult, pair_distances, roc_curve, tar_at_far, verify,
                     verify_distances)
 
@@ -46,3 +47,4 @@ def library_path():
 __all__ += ["Trainer", "amplitude_mix"]
 __all__ += ["IJBResult"]
 __all__ += ["Detector", "Face"]
+__all__ += ["Gallery", "Match"]

@@ -596,6 +596,51 @@ FUNCTIONS.update({
 
 STRUCTS.update({"transface_detector_params": transface_detector_params, "transface_face": transface_face})
 
+# ------------------------------------------------------------------ 1:N gallery
+
+transface_gallery_p = c_void_p
+
+
+class transface_gallery_params(Structure):
+    _fields_ = [
+        ("struct_size", c_uint32),
+        ("storage", c_int32),  # transface_gallery_storage
+        ("read_only", c_int32),
+        ("search_threads", c_int32),
+    ]
+
+
+class transface_match(Structure):
+    _fields_ = [
+        ("struct_size", c_uint32),
+        ("score", c_float),
+        ("passes", c_int32),
+        ("entry_id", c_uint64),
+        ("label", c_char_p),
+    ]
+
+
+TRANSFACE_GALLERY_STORAGE = {"float32": 0, "float16": 1}
+
+FUNCTIONS.update({
+    "transface_gallery_default_params": (transface_gallery_params, []),
+    "transface_gallery_params_init": (transface_status, [POINTER(transface_gallery_params), c_uint32]),
+    "transface_gallery_open": (transface_status, [c_char_p, transface_model_p, POINTER(transface_gallery_params),
+                                                  POINTER(transface_gallery_p)]),
+    "transface_gallery_close": (None, [transface_gallery_p]),
+    "transface_gallery_enrol": (transface_status, [transface_gallery_p, c_char_p, float_p, c_size_t, c_size_t,
+                                                   POINTER(c_char_p), c_size_t, POINTER(c_uint64)]),
+    "transface_gallery_remove": (transface_status, [transface_gallery_p, c_char_p, POINTER(c_size_t)]),
+    "transface_gallery_count": (c_size_t, [transface_gallery_p]),
+    "transface_gallery_identity_count": (c_size_t, [transface_gallery_p]),
+    "transface_gallery_identity": (transface_status, [transface_gallery_p, c_size_t, POINTER(c_char_p),
+                                                      POINTER(c_size_t)]),
+    "transface_gallery_search": (transface_status, [transface_gallery_p, float_p, c_size_t, c_size_t, c_size_t,
+                                                    c_float, POINTER(transface_match), c_size_t, POINTER(c_size_t)]),
+})
+
+STRUCTS.update({"transface_gallery_params": transface_gallery_params, "transface_match": transface_match})
+
 # ------------------------------------------------------------------ locating and loading
 
 LIBRARY_NAME = "libtransface.so"

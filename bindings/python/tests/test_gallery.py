@@ -1,0 +1,51 @@
+"""transface.Gallery: enrol, search, remove, persistence and the model guard through the C ABI."""
+
+import numpy as np
+import pytest
+
+import transface
+
+
+def test_enrol_search_remove_and_reopen(tiny_model, tmp_path):
+    rng = np.random.default_rng(5)
+    people = {name: rng.standard_normal((2, tiny_model.embedding_size)).astype(np.float32) for name in ("ann", "bo", "cy")}
+    path = tmp_path / "people.tfg"
+    with transface.Gallery(path, tiny_model) as g:
+        for name, emb in people.items():
+            assert len(g.enrol(name, emb, {"dept": "x"})) == 2
+        assert len(g) == 6 and g.identities() == {"ann": 2, "bo": 2, "cy": 2}
+        query = people["bo"][1] + 0.3 * rng.standard_normal(tiny_model.embedding_size).astype(np.float32)
+        top = g.search(query, k=5, threshold=0.5)
+        assert [m.label for m in top][0] == "bo" and top[0].passes and len(top) == 3
+        assert sorted(m.label for m in top) == ["ann", "bo", "cy"] and not top[1].passes
+        both = g.search(np.stack([query, people["cy"][0]]), k=1)
+        assert [r[0].label for r in both] == ["bo", "cy"]
+        assert g.remove("bo") == 2
+        with pytest.raises(transface.NotFoundError):
+            g.remove("bo")
+    with transface.Gallery(path) as g:  # read-only, no model: listing
+        assert g.identities() == {"ann": 2, "cy": 2}
+        with pytest.raises(transface.InvalidArgumentError, match="without a model"):
+            g.search(people["ann"][0])
+
+
+def test_another_models_gallery_is_refused(tiny_model, tmp_path):
+    path = tmp_path / "g.tfg"
+    with transface.Gallery(path, tiny_model) as g:
+        g.enrol("ann", np.ones(tiny_model.embedding_size, np.float32))
+    b = transface.Builder(tiny_model.config)
+    b.init_weights(seed=3)
+    with b.build() as other, pytest.raises(transface.InvalidArgumentError, match="holds embeddings of"):
+        transface.Gallery(path, other)
+
+
+def test_errors(tiny_model, tmp_path):
+    with transface.Gallery(tmp_path / "g.tfg", tiny_model) as g:
+        with pytest.raises(transface.InvalidArgumentError):
+            g.enrol("x", np.ones(tiny_model.embedding_size + 1, np.float32))
+        with pytest.raises(transface.InvalidArgumentError):
+            g.enrol("", np.ones(tiny_model.embedding_size, np.float32))
+        with pytest.raises(transface.FileError, match="open for writing"):
+            transface.Gallery(tmp_path / "g.tfg", tiny_model)
+    with pytest.raises(transface.InvalidArgumentError, match="storage"):
+        transface.Gallery(tmp_path / "h.tfg", tiny_model, storage="int8")
