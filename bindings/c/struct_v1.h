@@ -46,6 +46,11 @@ typedef struct { uint32_t struct_size; uint64_t step, batches; double learning_r
 typedef struct { uint32_t struct_size; int32_t num_heads, embedding_size, img_size; const char *arch;
                  const char *const *metadata; size_t metadata_count; void (*note)(void *, const char *);
                  void *user_data; } convert_params_v1;
+typedef struct { uint32_t struct_size; int32_t num_threads, min_face_size; float scale_factor, thresholds[3];
+                 int32_t landmark_box; } detector_params_v1;
+typedef struct { uint32_t struct_size; float box[4], score, landmarks[10]; } face_v1;
+typedef struct { uint32_t struct_size; int32_t storage, read_only, search_threads; } gallery_params_v1;
+typedef struct { uint32_t struct_size; float score; int32_t passes; uint64_t entry_id; const char *label; } match_v1;
 
 /* Memory for `size` bytes that end where an inaccessible page begins; `slot` 0..3 picks one of
  * four such regions (so that a call can take several guarded structs). Filled with 0xA5. */

@@ -48,6 +48,10 @@ static void layout(void) {
     SAME_OFFSET(trainer_info_v1, transface_trainer_info, learning_rate_scale);
     SAME_OFFSET(convert_params_v1, transface_convert_params, user_data);
     CHECK(sizeof(convert_params_v1) == sizeof(transface_convert_params), "convert_params v1 size");
+    SAME_OFFSET(detector_params_v1, transface_detector_params, landmark_box);
+    SAME_OFFSET(face_v1, transface_face, landmarks);
+    SAME_OFFSET(gallery_params_v1, transface_gallery_params, search_threads);
+    SAME_OFFSET(match_v1, transface_match, label);
     CHECK(sizeof(config_v0) == 76 && sizeof(context_params_v0) == 12, "0.1 sizes");
 }
 
@@ -281,6 +285,8 @@ int main(int argc, char **argv) {
     CHECK_INIT(verify, verify_params_v1, 40);
     CHECK_INIT(ijb, ijb_params_v1, 24);
     CHECK_INIT(convert, convert_params_v1, 56);
+    CHECK_INIT(detector, detector_params_v1, 32);
+    CHECK_INIT(gallery, gallery_params_v1, 16);
     model_structs(argv[1]);
     image_structs();
     pack_structs();
