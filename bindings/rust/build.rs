@@ -111,5 +111,7 @@ fn main() {
         println!("cargo:rustc-link-arg=-Wl,-rpath,{}", dir.display());
         // For crates that depend on this one (`links = "transface"`): DEP_TRANSFACE_LIBRARY_DIR.
         println!("cargo:library_dir={}", dir.display());
+        // For this crate's own tests (the detector test runs the Swift CLI built next to it).
+        println!("cargo:rustc-env=TRANSFACE_LINKED_LIBRARY_DIR={}", dir.display());
     }
 }

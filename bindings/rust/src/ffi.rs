@@ -3,7 +3,7 @@
 //! Everything here mirrors the header one to one: the functions, the `#[repr(C)]` structs,
 //! the enum constants (C enums are `unsigned int` here: all their values are non-negative) and
 //! the flags. Use the safe wrappers of the crate root unless you need the raw calls.
-//! Every one of the header's 87 functions is declared here.
+//! Every one of the header's 94 functions is declared here.
 
 #![allow(non_camel_case_types)]
 
@@ -829,6 +829,137 @@ extern "C" {
         trainer: *const transface_trainer,
         out: *mut transface_trainer_info,
     ) -> transface_status;
+}
+
+// ------------------------------------------------------------------ face detection (MTCNN)
+
+/// Opaque `transface_detector`: the buffers of one stream, used from one thread at a time.
+#[repr(C)]
+pub struct transface_detector {
+    _data: [u8; 0],
+    _marker: PhantomData<(*mut u8, PhantomPinned)>,
+}
+
+/// `enum transface_landmark_box`.
+pub type transface_landmark_box = c_uint;
+/// The original MTCNN's truncated crop box (default).
+pub const TRANSFACE_LANDMARKS_TRUNCATED: transface_landmark_box = 0;
+/// facenet-pytorch 2.6.0's arithmetic exactly.
+pub const TRANSFACE_LANDMARKS_FACENET: transface_landmark_box = 1;
+
+/// `struct transface_detector_params`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct transface_detector_params {
+    pub struct_size: u32,
+    /// Workers including the calling thread (1).
+    pub num_threads: i32,
+    /// Smallest face in pixels; 0: the file's (20).
+    pub min_face_size: i32,
+    /// Pyramid step in (0.1, 1); 0: the file's (0.709).
+    pub scale_factor: f32,
+    /// P-, R-, O-Net score thresholds; 0 each: the file's (0.6, 0.7, 0.7).
+    pub thresholds: [f32; 3],
+    /// A `transface_landmark_box` value, stored as `int32_t`.
+    pub landmark_box: i32,
+}
+
+/// `struct transface_face`: box and landmarks in pixels of the image given.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct transface_face {
+    pub struct_size: u32,
+    /// x1, y1, x2, y2.
+    pub r#box: [f32; 4],
+    /// O-Net's face probability.
+    pub score: f32,
+    /// x, y of the left eye, right eye, nose, left and right mouth corners.
+    pub landmarks: [f32; 10],
+}
+
+extern "C" {
+    pub fn transface_detector_default_params() -> transface_detector_params;
+    pub fn transface_detector_params_init(params: *mut transface_detector_params, size: u32) -> transface_status;
+    pub fn transface_detector_load(
+        path: *const c_char,
+        params: *const transface_detector_params,
+        out_detector: *mut *mut transface_detector,
+    ) -> transface_status;
+    pub fn transface_detector_free(detector: *mut transface_detector);
+    /// `out_faces` is an array whose elements are `out_faces[0].struct_size` bytes apart;
+    /// `*out_count` is the number of faces found, the first min(count, capacity) are written.
+    pub fn transface_detect(
+        detector: *mut transface_detector,
+        image: *const u8,
+        width: i32,
+        height: i32,
+        stride: usize,
+        format: transface_pixel_format,
+        out_faces: *mut transface_face,
+        capacity: usize,
+        out_count: *mut usize,
+    ) -> transface_status;
+    /// `TRANSFACE_NOT_FOUND` when the image has no face.
+    pub fn transface_detect_main_face(
+        detector: *mut transface_detector,
+        image: *const u8,
+        width: i32,
+        height: i32,
+        stride: usize,
+        format: transface_pixel_format,
+        out_face: *mut transface_face,
+    ) -> transface_status;
+    /// `TRANSFACE_NOT_FOUND` when the photo has no face; `out_face` may be NULL.
+    pub fn transface_embed_photo(
+        context: *mut transface_context,
+        detector: *mut transface_detector,
+        image: *const u8,
+        width: i32,
+        height: i32,
+        stride: usize,
+        format: transface_pixel_format,
+        flags: u32,
+        embedding: *mut f32,
+        capacity: usize,
+        out_face: *mut transface_face,
+    ) -> transface_status;
+}
+
+#[cfg(test)]
+mod detect_layout_tests {
+    use super::*;
+    use core::mem::{align_of, size_of};
+
+    /// Sizes and offsets as gcc lays out the header on LP64 Linux.
+    #[test]
+    #[cfg(target_pointer_width = "64")]
+    fn detector_struct_layouts_match_the_header() {
+        assert_eq!(size_of::<transface_detector_params>(), 32);
+        assert_eq!(align_of::<transface_detector_params>(), 4);
+        assert_eq!(offset!(transface_detector_params, num_threads), 4);
+        assert_eq!(offset!(transface_detector_params, min_face_size), 8);
+        assert_eq!(offset!(transface_detector_params, scale_factor), 12);
+        assert_eq!(offset!(transface_detector_params, thresholds), 16);
+        assert_eq!(offset!(transface_detector_params, landmark_box), 28);
+        assert_eq!(size_of::<transface_face>(), 64);
+        assert_eq!(align_of::<transface_face>(), 4);
+        assert_eq!(offset!(transface_face, r#box), 4);
+        assert_eq!(offset!(transface_face, score), 20);
+        assert_eq!(offset!(transface_face, landmarks), 24);
+    }
+
+    #[test]
+    fn detector_defaults() {
+        // SAFETY: returns a struct by value (this binding's header is the library's).
+        let p = unsafe { transface_detector_default_params() };
+        let q = defaults(transface_detector_params_init);
+        for p in [p, q] {
+            assert_eq!(p.struct_size as usize, size_of::<transface_detector_params>());
+            assert_eq!((p.num_threads, p.min_face_size, p.scale_factor), (1, 0, 0.0));
+            assert_eq!(p.thresholds, [0.0; 3]);
+            assert_eq!(p.landmark_box as u32, TRANSFACE_LANDMARKS_TRUNCATED);
+        }
+    }
 }
 
 #[cfg(test)]

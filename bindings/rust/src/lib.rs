@@ -30,7 +30,7 @@
 //! shared::<transface::Context>(); // a context is not Sync
 //! ```
 //!
-//! * [`Builder`] and [`Trainer`] are `Send`, not `Sync`.
+//! * [`Builder`], [`Trainer`] and [`Detector`] are `Send`, not `Sync`.
 //!
 //! # Errors
 //!
@@ -44,14 +44,15 @@
 //! The modules mirror the Python package (`bindings/python/transface/`); everything is also
 //! re-exported here. [`error`] (`_lib.py`'s errors), [`config`], [`model`], [`context`],
 //! [`builder`] (`_api.py`), [`convert`] (`convert.py`), [`image`] (`_image.py`), [`data`]
-//! (`_data.py`), [`eval`] (`_eval.py`), [`train`] (`_train.py`), and [`ffi`], the raw
-//! declarations of every function of `include/transface.h`.
+//! (`_data.py`), [`detect`] (`_detect.py`), [`eval`] (`_eval.py`), [`train`] (`_train.py`),
+//! and [`ffi`], the raw declarations of every function of `include/transface.h`.
 
 pub mod builder;
 pub mod config;
 pub mod context;
 pub mod convert;
 pub mod data;
+pub mod detect;
 pub mod error;
 pub mod eval;
 pub mod ffi;
@@ -68,6 +69,7 @@ pub use convert::{
     convert_state_dict, convert_state_dict_with_notes, infer_config, infer_config_with_notes, Conversion, ConvertOptions,
 };
 pub use data::{PackParams, RecordIO, RecordIOLayout, VerificationBin};
+pub use detect::{Detector, DetectorParams, Face, LandmarkBox};
 pub use error::{Error, Result, Status};
 pub use eval::ijb::{IjbParams, IjbResult};
 pub use eval::{
@@ -95,6 +97,7 @@ mod tests {
         send::<Context>();
         send::<Builder>();
         send::<Trainer>();
+        send::<Detector>();
         send_sync::<RecordIO>();
         send_sync::<Error>();
     }

@@ -112,12 +112,18 @@ pub fn read_npy(path: impl AsRef<Path>) -> Npy {
 
 // ------------------------------------------------------------------ reference
 
+/// The shared data directory, `<repo root>/../shared` (photos under `data/`, references under
+/// `reference/`).
+pub fn shared_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared")
+}
+
 /// `<repo root>/../shared/reference/tiny`, or $TRANSFACE_REFERENCE_DIR.
 pub fn reference_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("TRANSFACE_REFERENCE_DIR").filter(|d| !d.is_empty()) {
         return PathBuf::from(dir);
     }
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/reference/tiny")
+    shared_dir().join("reference/tiny")
 }
 
 /// A file of another reference set (`<reference root>/<set>/...`), e.g. `dpap/dpap/lam.npy`.
