@@ -5,7 +5,8 @@
 # steps from Rust, measure vit_s (official init)
 # on this CPU, then train a small TransFace on the 298 LFW training identities with
 # `transface train --config lfw_demo` (aligned on the fly; about 4 minutes on 2 cores) and test it
-# on the official View-1 test pairs next to the raw-pixel baseline; show its SE patch map.
+# on the official View-1 test pairs next to the raw-pixel baseline; show its SE patch map; then
+# detect, enrol and identify LFW photos with the library's MTCNN and a 1:N gallery.
 # DEMO_EPOCHS (default 12, the shipped config's) shortens or lengthens the training.
 # Writes into out/demo ; reads ../shared (never copied).
 set -euo pipefail
@@ -73,4 +74,8 @@ face=images/Abdullah_Gul/Abdullah_Gul_0013.jpg
 "$cli" patches "$out/lfw/model.tfm" "$shared/data/lfw/$face" --landmarks "$shared/data/lfw/landmarks/included_5pt.tsv" \
     --root "$shared/data/lfw" -o "$out/lfw/patches.png"
 echo "  ROC: $out/lfw/eval/roc.svg   model: $out/lfw/model.tfm   SE patch map: $out/lfw/patches.png"
+echo "== photo in, identity out: MTCNN (facenet-pytorch's weights) + the trained model + a 1:N gallery"
+"$cli" convert-detector --facenet-wheel "$repo/.build-data/facenet_pytorch-2.6.0-py3-none-any.whl" -o "$out/mtcnn.tfd"
+python3 bindings/python/examples/lfw_identify.py --model "$out/lfw/model.tfm" --detector "$out/mtcnn.tfd" \
+    --data "$shared/data/lfw" --tar-csv "$out/lfw/eval/lfw_view1_test_tar.csv" --out "$out/identify"
 echo "== done: model files and results in $out"
