@@ -21,7 +21,7 @@ let package = Package(
         // Fuzzing harnesses of every parser of outside input (Tests/Fuzz/run.sh); a replayer when built normally.
         .executable(name: "transface-fuzz", targets: ["TransFaceFuzz"]),
         // The command-line tool `transface` (the product is named transface-cli because libtransface.so
-        // takes the name "transface"): train, eval, embed, compare, align, pack, inspect, convert, patches, bench.
+        // takes the name "transface"): train, eval, embed, compare, align, pack, inspect, convert, patches, bench, detect, gallery.
         .executable(name: "transface-cli", targets: ["TransFaceCLI"]),
     ],
     dependencies: [
@@ -84,7 +84,7 @@ let package = Package(
         // transface_convert_state_dict (so also bindings/python's convert.py).
         .target(name: "TFConvert", dependencies: ["TFCore", "TFModel", "TFData", "CZip"]),
         .executableTarget(name: "TransFaceCLI", dependencies: [
-            "TFCore", "TFKernels", "TFModel", "TFImage", "TFData", "TFEval", "TFWiring", "TFTrain", "TFConvert",
+            "TFCore", "TFKernels", "TFModel", "TFImage", "TFData", "TFEval", "TFWiring", "TFTrain", "TFConvert", "TFDetect", "TFGallery",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], resources: [.copy("Configs")]),
         // MTCNN face detection (facenet-pytorch 2.6.0's detect_face): convolutions as im2col + BLAS

@@ -1,6 +1,7 @@
 import ArgumentParser
 import TFCore
 import TFData
+import TFDetect
 import TFImage
 import TFModel
 
@@ -78,6 +79,9 @@ enum CLISupport {
         guard let dot = base.lastIndex(of: ".") else { return "" }
         return base[base.index(after: dot)...].lowercased()
     }
+
+    /// A note on stderr that does not stop the command (`transface SUBCOMMAND: message`).
+    static func warn(_ command: String, _ message: String) { fputs("transface \(command): \(message)\n", stderr) }
 
     static func now() -> Double {
         var t = timespec()
@@ -158,12 +162,15 @@ struct FaceInputOptions: ParsableArguments {
     @Option(name: .long, help: "Landmarks: a table (TSV: path + 10 coordinates) or x1,y1,...,x5,y5 (one image).") var landmarks: String?
     @Option(name: .long, help: "Folder the table's paths are relative to.") var root: String?
     @Flag(name: .long, help: "Images are aligned input-size faces: no landmarks, no alignment.") var aligned = false
+    @Option(name: .long, help: "A detector file (.tfd, from convert-detector): images without landmarks get their main face detected and aligned.")
+    var detector: String?
 
     /// A loader for `images` images of `model`; inline landmarks fit one image only.
     func loader(for model: TransFaceModel, images: Int) throws -> FaceLoader {
+        if aligned && detector != nil { throw CLISupport.usage("--aligned and --detector exclude each other") }
         let source = try LandmarkSource(landmarks, root: root)
         if source.inline != nil && images > 1 { throw CLISupport.usage("inline --landmarks fit one image; give a table for \(images) images") }
-        return FaceLoader(model: model, landmarks: source, aligned: aligned)
+        return FaceLoader(model: model, landmarks: source, aligned: aligned, detector: try detector.map { try PhotoFaces(detector: $0) })
     }
 }
 
@@ -174,33 +181,45 @@ struct FaceLoader {
     let landmarks: LandmarkSource
     /// Use images as they are (they must be size × size).
     let aligned: Bool
+    /// Finds the faces of images without landmarks.
+    let detector: PhotoFaces?
 
-    init(model: TransFaceModel, landmarks: LandmarkSource, aligned: Bool) {
+    init(model: TransFaceModel, landmarks: LandmarkSource, aligned: Bool, detector: PhotoFaces? = nil) {
         size = model.config.imgSize
         template = model.preprocess.alignTemplate
         self.landmarks = landmarks
         self.aligned = aligned
+        self.detector = detector
     }
 
-    /// Decodes `path`; aligns it with its landmarks, or takes it as is when `--aligned` or when
-    /// it has no landmarks and is already size × size.
+    /// Decodes `path`; aligns it with its landmarks, else with its detected main face (with a
+    /// detector), or takes it as is when `--aligned` or when it has no landmarks and is already
+    /// size × size.
     func face(_ path: String) throws -> [UInt8] {
-        guard DataFiles.isFile(path) else { throw TransFaceError.notFound("image '\(path)' does not exist") }
-        let image = try ImageDecoder.decodeFile(path)
-        let points = aligned ? nil : landmarks.points(for: path)
-        guard let points else {
-            guard image.width == size && image.height == size else {
-                throw TransFaceError.invalidArgument(aligned
-                    ? "'\(path)' is \(image.width)x\(image.height); --aligned needs \(size)x\(size) faces"
-                    : "'\(path)' is \(image.width)x\(image.height) and has no landmarks: give --landmarks (5 points or a table listing it) or an aligned \(size)x\(size) face")
-            }
-            return image.pixels
+        let image = try PhotoFaces.decode(path)
+        if !aligned, let points = try landmarks.points(for: path) ?? detector.map({ try mainLandmarks(image, path, $0) }) {
+            return try PhotoFaces.align(image, landmarks: points, template: template, size: size, path: path)
         }
-        return try ImageDecoder.naming(path) {
-            try image.pixels.withUnsafeBufferPointer { p in
-                let view = try ImageView(base: p.baseAddress!, width: image.width, height: image.height, format: .rgb)
-                return try FaceAlignment.align(view, landmarks: points, template: template, size: size).image.pixels
-            }
+        guard image.width == size && image.height == size else {
+            throw TransFaceError.invalidArgument(aligned
+                ? "'\(path)' is \(image.width)x\(image.height); --aligned needs \(size)x\(size) faces"
+                : "'\(path)' is \(image.width)x\(image.height) and has no landmarks: give --landmarks (5 points or a table listing it), --detector, or an aligned \(size)x\(size) face")
+        }
+        return image.pixels
+    }
+
+    /// The main face's landmarks; notFound when the detector finds none.
+    private func mainLandmarks(_ image: RGBImage, _ path: String, _ detector: PhotoFaces) throws -> [Float] {
+        guard let face = try detector.mainFace(in: image, path: path) else { throw TransFaceError.notFound("no face found in '\(path)'") }
+        return face.landmarks
+    }
+
+    /// Every face the detector finds in `path` (largest box first), each aligned.
+    func allFaces(_ path: String) throws -> [(face: DetectedFace, pixels: [UInt8])] {
+        guard let detector else { throw CLISupport.usage("--all-faces needs --detector") }
+        let image = try PhotoFaces.decode(path)
+        return try detector.faces(in: image, path: path).map {
+            ($0, try PhotoFaces.align(image, landmarks: $0.landmarks, template: template, size: size, path: path))
         }
     }
 }

@@ -12,9 +12,16 @@ struct TransFaceCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "transface",
         abstract: "Train, evaluate, inspect and use TransFace face-recognition models (libtransface).",
+        discussion: """
+            Models: train, configs, eval, inspect, convert, pack, patches, bench. Faces: embed, \
+            compare, align; detect (MTCNN, with a detector file from convert-detector) finds faces \
+            in photos, and embed/compare/patches --detector align photos without landmarks; \
+            gallery enrol/search/list/remove does 1:N identification.
+            """,
         version: "libtransface \(LibraryVersion.string)",
         subcommands: [TrainCommand.self, ConfigsCommand.self, EvalCommand.self, EmbedCommand.self, CompareCommand.self, AlignCommand.self,
-                      PackCommand.self, InspectCommand.self, ConvertCommand.self, ConvertDetectorCommand.self, PatchesCommand.self, BenchCommand.self])
+                      PackCommand.self, InspectCommand.self, ConvertCommand.self, ConvertDetectorCommand.self, PatchesCommand.self, BenchCommand.self,
+                      DetectCommand.self, GalleryCommand.self])
 
     /// Parses the arguments and runs the subcommand. Library errors become one line on stderr
     /// (`transface SUBCOMMAND: message`) and exit status 1; usage errors are ArgumentParser's
