@@ -1059,7 +1059,9 @@ typedef struct transface_match {
  * The top-k identities for each of `count` queries (count * dim floats), best first, one match
  * per identity. out_matches holds count * k elements (query q's at [q * k, q * k + k)), strided by
  * out_matches[0].struct_size; out_found (count entries) receives how many each query got (fewer
- * than k when the gallery has fewer identities).
+ * than k when the gallery has fewer identities). threshold NaN: the cosine threshold stored in
+ * the model the gallery was opened with (`transface eval --set-threshold-far`; metadata
+ * verification_threshold), TRANSFACE_NOT_FOUND when it stores none.
  */
 transface_status transface_gallery_search(transface_gallery *gallery, const float *queries,
                                           size_t count, size_t dim, size_t k, float threshold,

@@ -23,11 +23,14 @@ extension transface_match: ABIStruct {
 final class GalleryHandle: HandleObject {
     static var handleKind: HandleKind { .gallery }
     let gallery: Gallery
+    /// The cosine threshold stored in the model the gallery was opened with, if any.
+    let storedThreshold: Double?
     private var labels: [String: UnsafePointer<CChar>] = [:]
     private var lock = pthread_mutex_t()
 
-    init(_ gallery: Gallery) {
+    init(_ gallery: Gallery, storedThreshold: Double?) {
         self.gallery = gallery
+        self.storedThreshold = storedThreshold
         pthread_mutex_init(&lock, nil)
     }
 
@@ -73,10 +76,12 @@ final class GalleryHandle: HandleObject {
             throw TransFaceError.invalidArgument("storage \(p.storage) is not a transface_gallery_storage")
         }
         try require(p.read_only == 0 || p.read_only == 1, "read_only must be 0 or 1, got \(p.read_only)")
-        let fingerprint = try model.map { try GalleryFingerprint(model: try Handle.get($0, ModelHandle.self, "model").model) }
+        let m = try model.map { try Handle.get($0, ModelHandle.self, "model").model }
+        let fingerprint = try m.map { try GalleryFingerprint(model: $0) }
         try require(fingerprint != nil || p.read_only == 1, "model is NULL: only a read-only gallery can be opened without a model")
         let options = GalleryOptions(storage: storage, readOnly: p.read_only == 1, searchThreads: Int(p.search_threads))
-        out.pointee = Handle.make(GalleryHandle(try Gallery.open(path: path, fingerprint: fingerprint, options: options)))
+        out.pointee = Handle.make(GalleryHandle(try Gallery.open(path: path, fingerprint: fingerprint, options: options),
+                                                storedThreshold: try m?.storedVerificationThreshold()))
     }
 }
 
@@ -144,8 +149,16 @@ final class GalleryHandle: HandleObject {
         try require(capacity >= slots, "capacity \(capacity) is smaller than count x k = \(slots)")
         let first = try checkStruct(outMatches, "out_matches")
         let element = Int(UnsafeRawPointer(first).loadUnaligned(as: UInt32.self))
+        var t = threshold
+        if t.isNaN {
+            guard let stored = h.storedThreshold else {
+                throw TransFaceError.notFound("threshold is NaN and the model stores no verification_threshold "
+                                              + "(`transface eval --set-threshold-far` stores one)")
+            }
+            t = Float(stored)
+        }
         let results = try h.gallery.search(queries: UnsafeBufferPointer(start: queries, count: try checkedProduct([count, dim], what: "queries")),
-                                           k: k, threshold: threshold)
+                                           k: k, threshold: t)
         let raw = UnsafeMutableRawPointer(first)
         for (q, matches) in results.enumerated() {
             found[q] = matches.count

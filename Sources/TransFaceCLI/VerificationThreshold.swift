@@ -4,7 +4,7 @@ import TFModel
 /// The cosine threshold `compare` and `gallery search` decide "same person" by: --threshold,
 /// else the one `transface eval --set-threshold-far` stored in the model's metadata.
 struct VerificationThreshold {
-    static let key = "verification_threshold"
+    static let key = TransFaceModel.verificationThresholdKey
 
     var value: Double
     /// Where it came from, for the report ("--threshold", "stored in the model at FAR 1e-3 on ...").
@@ -16,8 +16,11 @@ struct VerificationThreshold {
             guard t.isFinite && t >= -1 && t <= 1 else { throw CLISupport.usage("--threshold \(t) is outside [-1, 1]") }
             return VerificationThreshold(value: t, origin: "--threshold")
         }
-        guard let stored = model.metadataValue(key) else { return nil }
-        guard let v = Double(stored), v.isFinite else { throw TransFaceError.format("'\(path)': metadata \(key) '\(stored.prefix(40))' is not a number") }
+        let v: Double
+        do {
+            guard let stored = try model.storedVerificationThreshold() else { return nil }
+            v = stored
+        } catch let e as TransFaceError { throw TransFaceError.format("'\(path)': \(e.message)") }
         let far = model.metadataValue("verification_threshold_far").map { " at FAR \($0)" } ?? ""
         let set = model.metadataValue("verification_threshold_set").map { " on \($0)" } ?? ""
         return VerificationThreshold(value: v, origin: "stored in the model\(far)\(set)")

@@ -113,6 +113,9 @@ int main(int argc, char **argv) {
     EXPECT(TRANSFACE_INVALID_ARGUMENT, transface_gallery_search((transface_gallery *)m, query, 1, e, 1, 0.5f, matches, 1, found));
     SAYS("expected a transface_gallery, got a transface_model");
     EXPECT(TRANSFACE_INVALID_ARGUMENT, transface_gallery_open(path, NULL, NULL, &again));
+    matches[0].struct_size = sizeof matches[0];
+    EXPECT(TRANSFACE_NOT_FOUND, transface_gallery_search(g, query, 1, e, 1, NAN, matches, 1, found));
+    SAYS("verification_threshold");
 
 done:
     transface_gallery_close(g);

@@ -18,7 +18,7 @@ def test_enrol_search_remove_and_reopen(tiny_model, tmp_path):
         top = g.search(query, k=5, threshold=0.5)
         assert [m.label for m in top][0] == "bo" and top[0].passes and len(top) == 3
         assert sorted(m.label for m in top) == ["ann", "bo", "cy"] and not top[1].passes
-        both = g.search(np.stack([query, people["cy"][0]]), k=1)
+        both = g.search(np.stack([query, people["cy"][0]]), k=1, threshold=0.5)
         assert [r[0].label for r in both] == ["bo", "cy"]
         assert g.remove("bo") == 2
         with pytest.raises(transface.NotFoundError):
@@ -49,3 +49,20 @@ def test_errors(tiny_model, tmp_path):
             transface.Gallery(tmp_path / "g.tfg", tiny_model)
     with pytest.raises(transface.InvalidArgumentError, match="storage"):
         transface.Gallery(tmp_path / "h.tfg", tiny_model, storage="int8")
+
+
+def test_threshold_defaults_to_the_models_stored_one(tiny_model, tmp_path):
+    emb = np.random.default_rng(1).standard_normal((2, tiny_model.embedding_size)).astype(np.float32)
+    with transface.Gallery(tmp_path / "a.tfg", tiny_model) as g:
+        g.enrol("ann", emb[0])
+        with pytest.raises(transface.NotFoundError, match="verification_threshold"):
+            g.search(emb[1])
+    b = transface.Builder(tiny_model.config)
+    for name, value in tiny_model.state_dict().items():
+        b.set_tensor(name, value)
+    score = float(np.dot(emb[0], emb[1]) / np.linalg.norm(emb[0]) / np.linalg.norm(emb[1]))
+    b.set_metadata("verification_threshold", repr(score - 1e-3))
+    with b.build() as stored, transface.Gallery(tmp_path / "b.tfg", stored) as g:
+        g.enrol("ann", emb[0])
+        assert g.search(emb[1])[0].passes
+        assert not g.search(emb[1], threshold=score + 1e-3)[0].passes

@@ -90,16 +90,17 @@ class Gallery(_Handle):
         check(L.lib().transface_gallery_remove(self._handle(), L.encode(label, "label"), byref(n)))
         return n.value
 
-    def search(self, queries, k=5, threshold=0.3):
+    def search(self, queries, k=5, threshold=None):
         """For one query [E] a list of up to k Matches (best first, one per identity); for [N, E]
-        a list of such lists."""
+        a list of such lists. threshold None: the one stored in the model
+        (`transface eval --set-threshold-far`; NotFoundError when it stores none)."""
         single = np.ndim(queries) == 1
         x = _matrix(queries, self._dim(), "queries")
         n = x.shape[0]
         out = (L.transface_match * (n * int(k)))()
         out[0].struct_size = L.ctypes.sizeof(L.transface_match)
         found = (c_size_t * n)()
-        check(L.lib().transface_gallery_search(self._handle(), _fptr(x), n, x.shape[1], int(k), float(threshold), out,
+        check(L.lib().transface_gallery_search(self._handle(), _fptr(x), n, x.shape[1], int(k), float("nan") if threshold is None else float(threshold), out,
                                                len(out), found))
         results = [[Match(out[q * k + j].label.decode("utf-8"), float(out[q * k + j].score), bool(out[q * k + j].passes),
                           int(out[q * k + j].entry_id)) for j in range(found[q])] for q in range(n)]
