@@ -3,7 +3,7 @@
 //! Everything here mirrors the header one to one: the functions, the `#[repr(C)]` structs,
 //! the enum constants (C enums are `unsigned int` here: all their values are non-negative) and
 //! the flags. Use the safe wrappers of the crate root unless you need the raw calls.
-//! Every one of the header's 94 functions is declared here.
+//! Every one of the header's 104 functions is declared here.
 
 #![allow(non_camel_case_types)]
 
@@ -923,6 +923,137 @@ extern "C" {
         capacity: usize,
         out_face: *mut transface_face,
     ) -> transface_status;
+}
+
+// ------------------------------------------------------------------ 1:N gallery
+
+/// Opaque `transface_gallery`: any number of threads may search it at once; enrolment and
+/// removal run alone.
+#[repr(C)]
+pub struct transface_gallery {
+    _data: [u8; 0],
+    _marker: PhantomData<(*mut u8, PhantomPinned)>,
+}
+
+/// `enum transface_gallery_storage`.
+pub type transface_gallery_storage = c_uint;
+pub const TRANSFACE_GALLERY_FLOAT32: transface_gallery_storage = 0;
+/// Half the memory.
+pub const TRANSFACE_GALLERY_FLOAT16: transface_gallery_storage = 1;
+
+/// `struct transface_gallery_params`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct transface_gallery_params {
+    pub struct_size: u32,
+    /// A `transface_gallery_storage` value of a new gallery (an existing one keeps its own).
+    pub storage: i32,
+    /// 1: no writes, no writer lock (0).
+    pub read_only: i32,
+    /// Workers of one search (1).
+    pub search_threads: i32,
+}
+
+/// `struct transface_match`: one search result.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct transface_match {
+    pub struct_size: u32,
+    /// Cosine of the query and the identity's best embedding.
+    pub score: f32,
+    /// 1 when score >= the threshold given.
+    pub passes: i32,
+    /// That embedding's id.
+    pub entry_id: u64,
+    /// Valid until the gallery is closed.
+    pub label: *const c_char,
+}
+
+extern "C" {
+    pub fn transface_gallery_default_params() -> transface_gallery_params;
+    pub fn transface_gallery_params_init(params: *mut transface_gallery_params, size: u32) -> transface_status;
+    /// `model` may be NULL to open an existing gallery read-only; `params` may be NULL (defaults).
+    pub fn transface_gallery_open(
+        path: *const c_char,
+        model: *const transface_model,
+        params: *const transface_gallery_params,
+        out_gallery: *mut *mut transface_gallery,
+    ) -> transface_status;
+    pub fn transface_gallery_close(gallery: *mut transface_gallery);
+    /// `metadata` holds `2 * metadata_count` strings (key, value, ...); `out_ids` NULL or `count` entries.
+    pub fn transface_gallery_enrol(
+        gallery: *mut transface_gallery,
+        label: *const c_char,
+        embeddings: *const f32,
+        count: usize,
+        dim: usize,
+        metadata: *const *const c_char,
+        metadata_count: usize,
+        out_ids: *mut u64,
+    ) -> transface_status;
+    /// `TRANSFACE_NOT_FOUND` when `label` has no embeddings.
+    pub fn transface_gallery_remove(
+        gallery: *mut transface_gallery,
+        label: *const c_char,
+        out_removed: *mut usize,
+    ) -> transface_status;
+    pub fn transface_gallery_count(gallery: *const transface_gallery) -> usize;
+    pub fn transface_gallery_identity_count(gallery: *const transface_gallery) -> usize;
+    /// Identity `index` (sorted by label); the label is valid until the gallery is closed.
+    pub fn transface_gallery_identity(
+        gallery: *mut transface_gallery,
+        index: usize,
+        out_label: *mut *const c_char,
+        out_count: *mut usize,
+    ) -> transface_status;
+    /// `out_matches` holds `count * k` elements `out_matches[0].struct_size` bytes apart;
+    /// `out_found` has `count` entries.
+    pub fn transface_gallery_search(
+        gallery: *mut transface_gallery,
+        queries: *const f32,
+        count: usize,
+        dim: usize,
+        k: usize,
+        threshold: f32,
+        out_matches: *mut transface_match,
+        capacity: usize,
+        out_found: *mut usize,
+    ) -> transface_status;
+}
+
+#[cfg(test)]
+mod gallery_layout_tests {
+    use super::*;
+    use core::mem::{align_of, size_of};
+
+    /// Sizes and offsets as gcc lays out the header on LP64 Linux (GalleryExports.swift's
+    /// firstReleasedSize: 16 and 32).
+    #[test]
+    #[cfg(target_pointer_width = "64")]
+    fn gallery_struct_layouts_match_the_header() {
+        assert_eq!(size_of::<transface_gallery_params>(), 16);
+        assert_eq!(align_of::<transface_gallery_params>(), 4);
+        assert_eq!(offset!(transface_gallery_params, storage), 4);
+        assert_eq!(offset!(transface_gallery_params, read_only), 8);
+        assert_eq!(offset!(transface_gallery_params, search_threads), 12);
+        assert_eq!(size_of::<transface_match>(), 32);
+        assert_eq!(align_of::<transface_match>(), 8);
+        assert_eq!(offset!(transface_match, score), 4);
+        assert_eq!(offset!(transface_match, passes), 8);
+        assert_eq!(offset!(transface_match, entry_id), 16);
+        assert_eq!(offset!(transface_match, label), 24);
+    }
+
+    #[test]
+    fn gallery_defaults() {
+        // SAFETY: returns a struct by value (this binding's header is the library's).
+        let p = unsafe { transface_gallery_default_params() };
+        let q = defaults(transface_gallery_params_init);
+        for p in [p, q] {
+            assert_eq!(p.struct_size as usize, size_of::<transface_gallery_params>());
+            assert_eq!((p.storage as u32, p.read_only, p.search_threads), (TRANSFACE_GALLERY_FLOAT32, 0, 1));
+        }
+    }
 }
 
 #[cfg(test)]

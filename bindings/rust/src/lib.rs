@@ -31,6 +31,8 @@
 //! ```
 //!
 //! * [`Builder`], [`Trainer`] and [`Detector`] are `Send`, not `Sync`.
+//! * [`Gallery`] is `Send + Sync`: any number of threads may [`search`](Gallery::search) it
+//!   at once; [`enrol`](Gallery::enrol) and [`remove`](Gallery::remove) take `&mut self`.
 //!
 //! # Errors
 //!
@@ -44,8 +46,8 @@
 //! The modules mirror the Python package (`bindings/python/transface/`); everything is also
 //! re-exported here. [`error`] (`_lib.py`'s errors), [`config`], [`model`], [`context`],
 //! [`builder`] (`_api.py`), [`convert`] (`convert.py`), [`image`] (`_image.py`), [`data`]
-//! (`_data.py`), [`detect`] (`_detect.py`), [`eval`] (`_eval.py`), [`train`] (`_train.py`),
-//! and [`ffi`], the raw declarations of every function of `include/transface.h`.
+//! (`_data.py`), [`detect`] (`_detect.py`), [`gallery`] (`_gallery.py`), [`eval`]
+//! (`_eval.py`), [`train`] (`_train.py`), and [`ffi`], the raw declarations of every function of `include/transface.h`.
 
 pub mod builder;
 pub mod config;
@@ -56,6 +58,7 @@ pub mod detect;
 pub mod error;
 pub mod eval;
 pub mod ffi;
+pub mod gallery;
 pub mod image;
 pub mod model;
 pub mod train;
@@ -71,6 +74,7 @@ pub use convert::{
 pub use data::{PackParams, RecordIO, RecordIOLayout, VerificationBin};
 pub use detect::{Detector, DetectorParams, Face, LandmarkBox};
 pub use error::{Error, Result, Status};
+pub use gallery::{Gallery, GalleryParams, GalleryStorage, Match};
 pub use eval::ijb::{IjbParams, IjbResult};
 pub use eval::{
     pair_distances, roc_curve, tar_at_far, verify_distances, verify_embeddings, verify_roc, Roc, VerifyParams,
@@ -98,6 +102,7 @@ mod tests {
         send::<Builder>();
         send::<Trainer>();
         send::<Detector>();
+        send_sync::<Gallery>();
         send_sync::<RecordIO>();
         send_sync::<Error>();
     }
