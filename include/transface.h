@@ -46,8 +46,9 @@
  *  - transface_builder: one thread at a time.
  *  - transface_recordio and transface_bin may be read from several threads at once.
  *  - transface_detector holds buffers like a context: one thread at a time (one per thread).
- *  - transface_gallery: any number of threads may search at once; enrol and remove wait for
- *    them and run alone. One writer process per gallery file (a lock file beside it).
+ *  - transface_gallery: any number of threads may search, count and list (identity_count,
+ *    identity) at once; enrol and remove wait for them and run alone. One writer process per
+ *    gallery file (a lock file beside it).
  *  - Functions without a handle (decoding, alignment, comparison, evaluation of arrays) are
  *    reentrant.
  *  - transface_last_error() is per thread: a failing call never changes another thread's
