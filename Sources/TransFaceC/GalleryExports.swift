@@ -34,6 +34,12 @@ final class GalleryHandle: HandleObject {
         pthread_mutex_init(&lock, nil)
     }
 
+    /// The sorted identity list `transface_gallery_identity` indexes, kept between calls (listing
+    /// every identity is then linear, not quadratic) and dropped by every write through this handle
+    /// (the only writer: other processes cannot write while it is open for writing, and a
+    /// read-only gallery is a snapshot).
+    private var listing: [GalleryIdentity]?
+
     /// A C string of `label` that lives as long as this handle.
     func cLabel(_ label: String) -> UnsafePointer<CChar> {
         pthread_mutex_lock(&lock)
@@ -42,6 +48,25 @@ final class GalleryHandle: HandleObject {
         let p = UnsafePointer(strdup(label)!)
         labels[label] = p
         return p
+    }
+
+    func identities() throws -> [GalleryIdentity] {
+        pthread_mutex_lock(&lock)
+        defer { pthread_mutex_unlock(&lock) }
+        if let listing { return listing }
+        let l = try gallery.list()
+        listing = l
+        return l
+    }
+
+    /// Enrol or remove through this handle: the cached listing is stale.
+    func write<T>(_ body: (Gallery) throws -> T) throws -> T {
+        defer {
+            pthread_mutex_lock(&lock)
+            listing = nil
+            pthread_mutex_unlock(&lock)
+        }
+        return try body(gallery)
     }
 
     deinit {
@@ -91,7 +116,7 @@ final class GalleryHandle: HandleObject {
                                        _ count: Int, _ dim: Int, _ metadata: UnsafePointer<UnsafePointer<CChar>?>?, _ metadataCount: Int,
                                        _ outIDs: UnsafeMutablePointer<UInt64>?) -> transface_status {
     guarded("transface_gallery_enrol") {
-        let g = try Handle.get(gallery, GalleryHandle.self, "gallery").gallery
+        let h = try Handle.get(gallery, GalleryHandle.self, "gallery"), g = h.gallery
         let label = try string(label, "label"), embeddings = try required(embeddings, "embeddings")
         try require(count >= 1, "count must be at least 1, got \(count)")
         try require(dim == g.fingerprint.embeddingSize, "dim \(dim) is not the gallery's embedding size \(g.fingerprint.embeddingSize)")
@@ -103,7 +128,7 @@ final class GalleryHandle: HandleObject {
                 meta[try string(pairs[2 * i], "metadata[\(2 * i)]")] = try string(pairs[2 * i + 1], "metadata[\(2 * i + 1)]")
             }
         }
-        let ids = try g.enrol(label: label, embeddings: UnsafeBufferPointer(start: embeddings, count: total), metadata: meta)
+        let ids = try h.write { try $0.enrol(label: label, embeddings: UnsafeBufferPointer(start: embeddings, count: total), metadata: meta) }
         if let outIDs { for (i, id) in ids.enumerated() { outIDs[i] = id } }
     }
 }
@@ -111,8 +136,8 @@ final class GalleryHandle: HandleObject {
 @c public func transface_gallery_remove(_ gallery: OpaquePointer?, _ label: UnsafePointer<CChar>?,
                                         _ outRemoved: UnsafeMutablePointer<Int>?) -> transface_status {
     guarded("transface_gallery_remove") {
-        let g = try Handle.get(gallery, GalleryHandle.self, "gallery").gallery
-        let removed = try g.remove(label: try string(label, "label"))
+        let h = try Handle.get(gallery, GalleryHandle.self, "gallery"), label = try string(label, "label")
+        let removed = try h.write { try $0.remove(label: label) }
         outRemoved?.pointee = removed
     }
 }
@@ -130,7 +155,7 @@ final class GalleryHandle: HandleObject {
     guarded("transface_gallery_identity") {
         let h = try Handle.get(gallery, GalleryHandle.self, "gallery")
         let outLabel = try required(outLabel, "out_label")
-        let identities = try h.gallery.list()
+        let identities = try h.identities()
         try require(index >= 0 && index < identities.count, "index \(index) is outside 0..<\(identities.count)")
         outLabel.pointee = h.cLabel(identities[index].label)
         outCount?.pointee = identities[index].count

@@ -21,6 +21,10 @@ def test_enrol_search_remove_and_reopen(tiny_model, tmp_path):
         both = g.search(np.stack([query, people["cy"][0]]), k=1, threshold=0.5)
         assert [r[0].label for r in both] == ["bo", "cy"]
         assert g.remove("bo") == 2
+        assert g.identities() == {"ann": 2, "cy": 2}  # the listing follows writes through this handle
+        g.enrol("dee", people["ann"][0])
+        assert g.identities() == {"ann": 2, "cy": 2, "dee": 1}
+        g.remove("dee")
         with pytest.raises(transface.NotFoundError):
             g.remove("bo")
     with transface.Gallery(path) as g:  # read-only, no model: listing
