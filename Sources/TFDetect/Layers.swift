@@ -56,17 +56,7 @@ struct ConvLayer {
                 im2col(x, width: width, channels: inChannels, kernel: kernel, lines: chunk, col: col)
                 a = UnsafePointer(col)
             }
-            weight.withUnsafeBufferPointer { w in
-                BLAS.gemm(m: rows, n: outChannels, k: patch, a: a, lda: patch, b: w.baseAddress!, ldb: patch,
-                          transposeB: true, c: y, ldc: outChannels)
-            }
-            bias.withUnsafeBufferPointer { b in
-                if let slope {
-                    slope.withUnsafeBufferPointer { addBiasPReLU(y, count: rows, channels: outChannels, bias: b.baseAddress!, slope: $0.baseAddress!) }
-                } else {
-                    addBiasPReLU(y, count: rows, channels: outChannels, bias: b.baseAddress!, slope: nil)
-                }
-            }
+            affinePReLU(a, rows: rows, inputs: patch, weight: weight, bias: bias, slope: slope, out: y)
             line = chunk.upperBound
         }
     }
@@ -107,16 +97,24 @@ struct DenseLayer {
 
     /// `out[r] = prelu(x[r]·Wᵀ + b)` for `rows` rows.
     func forward(_ x: UnsafePointer<Float>, rows: Int, out: UnsafeMutablePointer<Float>) {
-        weight.withUnsafeBufferPointer { w in
-            BLAS.gemm(m: rows, n: outFeatures, k: inFeatures, a: x, lda: inFeatures, b: w.baseAddress!, ldb: inFeatures,
-                      transposeB: true, c: out, ldc: outFeatures)
-        }
-        bias.withUnsafeBufferPointer { b in
-            if let slope {
-                slope.withUnsafeBufferPointer { addBiasPReLU(out, count: rows, channels: outFeatures, bias: b.baseAddress!, slope: $0.baseAddress!) }
-            } else {
-                addBiasPReLU(out, count: rows, channels: outFeatures, bias: b.baseAddress!, slope: nil)
-            }
+        affinePReLU(x, rows: rows, inputs: inFeatures, weight: weight, bias: bias, slope: slope, out: out)
+    }
+}
+
+/// `out[r] = prelu(x[r]·Wᵀ + b)` for `rows` rows of `inputs` values, W = `weight` [bias.count ×
+/// inputs] (PReLU only when `slope` is given): the one GEMM and epilogue of both layer kinds.
+private func affinePReLU(_ x: UnsafePointer<Float>, rows: Int, inputs: Int, weight: [Float], bias: [Float], slope: [Float]?,
+                         out: UnsafeMutablePointer<Float>) {
+    let outputs = bias.count
+    weight.withUnsafeBufferPointer { w in
+        BLAS.gemm(m: rows, n: outputs, k: inputs, a: x, lda: inputs, b: w.baseAddress!, ldb: inputs,
+                  transposeB: true, c: out, ldc: outputs)
+    }
+    bias.withUnsafeBufferPointer { b in
+        if let slope {
+            slope.withUnsafeBufferPointer { addBiasPReLU(out, count: rows, channels: outputs, bias: b.baseAddress!, slope: $0.baseAddress!) }
+        } else {
+            addBiasPReLU(out, count: rows, channels: outputs, bias: b.baseAddress!, slope: nil)
         }
     }
 }
