@@ -891,6 +891,15 @@ transface_status transface_trainer_tensor_size(const transface_trainer *trainer,
                                                size_t *out_count);
 transface_status transface_trainer_read_tensor(const transface_trainer *trainer, const char *name,
                                                float *out, size_t capacity);
+/** Overwrite a tensor by the names transface_trainer_read_tensor reads (a weight by its official
+ *  name, BatchNorm running statistics included, "partial_fc.weight", or
+ *  "optimizer.<exp_avg|exp_avg_sq|momentum_buffer>.<name>"; gradients cannot be set), e.g. to
+ *  fine-tune from a pretrained head. count must equal transface_trainer_tensor_size and every
+ *  value must be finite (second moments also non-negative); otherwise TRANSFACE_INVALID_ARGUMENT
+ *  (TRANSFACE_NOT_FOUND for an unknown name) and the trainer is unchanged. The next step uses
+ *  the new values. */
+transface_status transface_trainer_set_tensor(transface_trainer *trainer, const char *name,
+                                              const float *data, size_t count);
 
 /** Where a trainer is. Set struct_size before the call. */
 typedef struct transface_trainer_info {
