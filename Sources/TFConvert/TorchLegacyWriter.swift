@@ -1,7 +1,8 @@
 import TFCore
 
-/// Writes a state_dict in torch's legacy format the way `torch.save(..., _use_new_zipfile_serialization=False)`
-/// does (pickle protocol 2), for tests and fuzz seeds of `TorchLegacyFile`: tensors are views
+/// Writes a state_dict (or any tree of dicts, lists and tensors: `Node`) in torch's legacy format
+/// the way `torch.save(..., _use_new_zipfile_serialization=False)` does (pickle protocol 2), for
+/// tests and fuzz seeds of `TorchLegacyFile`: tensors are views
 /// (`offset`, `shape`, `stride`) on named float32 or float64 storages, which may be shared.
 public enum TorchLegacyWriter {
     public struct Tensor {
@@ -25,6 +26,26 @@ public enum TorchLegacyWriter {
     }
 
     public static func encode(tensors: [Tensor], storages: [Storage]) -> [UInt8] {
+        encode(.orderedDict(tensors.map { ($0.name, .tensor($0)) }), storages: storages)
+    }
+
+    /// A value of the pickled object tree (`torch.save(obj)` of nested dicts, lists and tensors:
+    /// e.g. a training checkpoint). A tensor's `name` is not used here.
+    public indirect enum Node {
+        case dict([(key: Node, value: Node)])
+        case orderedDict([(key: String, value: Node)])
+        case list([Node])
+        case tuple([Node])
+        case int(Int)
+        case float(Double)
+        case bool(Bool)
+        case none
+        case string(String)
+        case tensor(Tensor)
+    }
+
+    /// `torch.save(root, _use_new_zipfile_serialization=False)` with `storages` (ints must fit 32 bits).
+    public static func encode(_ root: Node, storages: [Storage]) -> [UInt8] {
         var out: [UInt8] = [0x80, 0x02, 0x8A, 0x0A] + TorchLegacyFile.magic + [0x2E]
         out += [0x80, 0x02, 0x4D, 0xE9, 0x03, 0x2E]  // 1001
         var info = Pickle2()
@@ -38,20 +59,7 @@ public enum TorchLegacyWriter {
 
         let byKey = Dictionary(storages.map { ($0.key, $0) }, uniquingKeysWith: { a, _ in a })
         var obj = Pickle2()
-        obj.global("collections", "OrderedDict"); obj.op([0x29, 0x52, 0x28])
-        for t in tensors {
-            obj.str(t.name)
-            obj.global("torch._utils", "_rebuild_tensor_v2")
-            obj.op([0x28, 0x28])
-            let s = byKey[t.storage]
-            obj.str("storage"); obj.global("torch", s?.float64 == true ? "DoubleStorage" : "FloatStorage")
-            obj.str(t.storage); obj.str("cpu"); obj.int(s?.values.count ?? 0); obj.op([0x4E, 0x74, 0x51])
-            obj.int(t.offset)
-            obj.op([0x28]); t.shape.forEach { obj.int($0) }; obj.op([0x74])
-            obj.op([0x28]); t.stride.forEach { obj.int($0) }; obj.op([0x74])
-            obj.op([0x89]); obj.global("collections", "OrderedDict"); obj.op([0x29, 0x52, 0x74, 0x52])
-        }
-        obj.op([0x75])
+        obj.node(root, byKey)
         out += obj.finished()
 
         var keys = Pickle2()
@@ -86,5 +94,39 @@ public enum TorchLegacyWriter {
         }
         mutating func global(_ module: String, _ name: String) { bytes += [0x63] + Array("\(module)\n\(name)\n".utf8) }
         func finished() -> [UInt8] { bytes + [0x2E] }
+
+        mutating func node(_ n: Node, _ storages: [String: Storage]) {
+            switch n {
+            case .dict(let items):
+                op([0x7D, 0x28])  // EMPTY_DICT MARK ... SETITEMS
+                for (k, v) in items { node(k, storages); node(v, storages) }
+                op([0x75])
+            case .orderedDict(let items):
+                global("collections", "OrderedDict"); op([0x29, 0x52, 0x28])
+                for (k, v) in items { str(k); node(v, storages) }
+                op([0x75])
+            case .list(let items):
+                op([0x5D, 0x28]); items.forEach { node($0, storages) }; op([0x65])
+            case .tuple(let items):
+                op([0x28]); items.forEach { node($0, storages) }; op([0x74])
+            case .int(let v): int(v)
+            case .float(let v):  // BINFLOAT, big-endian
+                bytes.append(0x47)
+                withUnsafeBytes(of: v.bitPattern.bigEndian) { bytes += $0 }
+            case .bool(let b): op([b ? 0x88 : 0x89])
+            case .none: op([0x4E])
+            case .string(let s): str(s)
+            case .tensor(let t):
+                global("torch._utils", "_rebuild_tensor_v2")
+                op([0x28, 0x28])
+                let s = storages[t.storage]
+                str("storage"); global("torch", s?.float64 == true ? "DoubleStorage" : "FloatStorage")
+                str(t.storage); str("cpu"); int(s?.values.count ?? 0); op([0x4E, 0x74, 0x51])
+                int(t.offset)
+                op([0x28]); t.shape.forEach { int($0) }; op([0x74])
+                op([0x28]); t.stride.forEach { int($0) }; op([0x74])
+                op([0x89]); global("collections", "OrderedDict"); op([0x29, 0x52, 0x74, 0x52])
+            }
+        }
     }
 }
