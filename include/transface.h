@@ -900,6 +900,17 @@ transface_status transface_trainer_read_tensor(const transface_trainer *trainer,
  *  the new values. */
 transface_status transface_trainer_set_tensor(transface_trainer *trainer, const char *name,
                                               const float *data, size_t count);
+/** Import a run of the official TransFace train.py to continue it: paths are its
+ *  checkpoint_gpu_<rank>.pt files (or folders holding them), one per rank (count in 1...65536;
+ *  a single file may have any name), read without torch; config_json configures the trainer
+ *  (sizes must match the run's: a mismatch is TRANSFACE_FORMAT naming the tensor). The backbone,
+ *  the centres (rank r's shard at classes [C/W*r + min(r, C%W), ...) as partial_fc_exp.py), the
+ *  AdamW/SGD moments and the step (schedule position) are taken; the data loader starts afresh.
+ *  Save it with transface_trainer_save_checkpoint to resume later (`transface import-run` does
+ *  both and prints what could not be carried over exactly). */
+transface_status transface_trainer_import_official(const char *const *paths, size_t count,
+                                                   const char *config_json,
+                                                   transface_trainer **out_trainer);
 
 /** Where a trainer is. Set struct_size before the call. */
 typedef struct transface_trainer_info {

@@ -125,5 +125,7 @@ func checkTrainSignaturesAgainstHeader() {
     same(CTransFace.transface_trainer_export_model, TransFaceC.transface_trainer_export_model)
     same(CTransFace.transface_trainer_tensor_size, TransFaceC.transface_trainer_tensor_size)
     same(CTransFace.transface_trainer_read_tensor, TransFaceC.transface_trainer_read_tensor)
+    same(CTransFace.transface_trainer_set_tensor, TransFaceC.transface_trainer_set_tensor)
+    same(CTransFace.transface_trainer_import_official, TransFaceC.transface_trainer_import_official)
     same(CTransFace.transface_trainer_get_info, TransFaceC.transface_trainer_get_info)
 }

@@ -21,7 +21,7 @@ struct TransFaceCommand: ParsableCommand {
         version: "libtransface \(LibraryVersion.string)",
         subcommands: [TrainCommand.self, ConfigsCommand.self, EvalCommand.self, EmbedCommand.self, CompareCommand.self, AlignCommand.self,
                       PackCommand.self, InspectCommand.self, ConvertCommand.self, ConvertDetectorCommand.self, PatchesCommand.self, BenchCommand.self,
-                      DetectCommand.self, GalleryCommand.self])
+                      DetectCommand.self, GalleryCommand.self, ImportRunCommand.self])
 
     /// Parses the arguments and runs the subcommand. Library errors become one line on stderr
     /// (`transface SUBCOMMAND: message`) and exit status 1; usage errors are ArgumentParser's
