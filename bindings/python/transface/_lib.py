@@ -516,6 +516,9 @@ FUNCTIONS.update({
     "transface_trainer_export_model": (transface_status, [transface_trainer_p, c_char_p]),
     "transface_trainer_tensor_size": (transface_status, [transface_trainer_p, c_char_p, POINTER(c_size_t)]),
     "transface_trainer_read_tensor": (transface_status, [transface_trainer_p, c_char_p, float_p, c_size_t]),
+    "transface_trainer_set_tensor": (transface_status, [transface_trainer_p, c_char_p, float_p, c_size_t]),
+    "transface_trainer_import_official": (transface_status, [POINTER(c_char_p), c_size_t, c_char_p,
+                                                             POINTER(transface_trainer_p)]),
     "transface_trainer_get_info": (transface_status, [transface_trainer_p, POINTER(transface_trainer_info)]),
 })
 

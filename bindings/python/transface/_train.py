@@ -1,7 +1,7 @@
 """Training from Python: `transface.Trainer` over the C trainer."""
 
 import json
-from ctypes import POINTER, byref, c_int32, c_size_t, c_void_p
+from ctypes import POINTER, byref, c_char_p, c_int32, c_size_t, c_void_p
 
 import numpy as np
 
@@ -84,6 +84,30 @@ class Trainer(_Handle):
         out = np.empty(n.value, dtype=np.float32)
         check(lib.transface_trainer_read_tensor(self._handle(), key, out.ctypes.data_as(L.float_p), n.value))
         return out
+
+    def set_tensor(self, name, values):
+        """Overwrite a tensor by the names `tensor` reads (gradients aside) with float32 values of
+        exactly its size (any shape, flattened); non-finite values are refused, nothing changes."""
+        values = np.ascontiguousarray(values, dtype=np.float32).reshape(-1)
+        check(L.lib().transface_trainer_set_tensor(self._handle(), L.encode(name, "name"),
+                                                   values.ctypes.data_as(L.float_p), values.size))
+
+    @classmethod
+    def import_official(cls, checkpoints, config):
+        """Continue an official train.py run: `checkpoints` are its checkpoint_gpu_<rank>.pt files
+        (or folders holding them), `config` the trainer configuration (dict or JSON text)."""
+        if isinstance(checkpoints, (str, bytes)) or hasattr(checkpoints, "__fspath__"):
+            checkpoints = [checkpoints]
+        encoded = [L.encode_path(p) for p in checkpoints]
+        array = (c_char_p * max(len(encoded), 1))(*encoded)
+        text = config if isinstance(config, str) else json.dumps(config)
+        t = cls.__new__(cls)
+        _Handle.__init__(t)
+        h = c_void_p()
+        check(L.lib().transface_trainer_import_official(array, len(encoded), L.encode(text, "config"), byref(h)))
+        t._set_handle(h.value)
+        t.config = json.loads(text)
+        return t
 
 
 def amplitude_mix(source, partner, lam, ratio=1.0):

@@ -3,7 +3,7 @@
 //! Everything here mirrors the header one to one: the functions, the `#[repr(C)]` structs,
 //! the enum constants (C enums are `unsigned int` here: all their values are non-negative) and
 //! the flags. Use the safe wrappers of the crate root unless you need the raw calls.
-//! Every one of the header's 104 functions is declared here.
+//! Every one of the header's 106 functions is declared here.
 
 #![allow(non_camel_case_types)]
 
@@ -824,6 +824,18 @@ extern "C" {
         name: *const c_char,
         out: *mut f32,
         capacity: usize,
+    ) -> transface_status;
+    pub fn transface_trainer_set_tensor(
+        trainer: *mut transface_trainer,
+        name: *const c_char,
+        data: *const f32,
+        count: usize,
+    ) -> transface_status;
+    pub fn transface_trainer_import_official(
+        paths: *const *const c_char,
+        count: usize,
+        config_json: *const c_char,
+        out_trainer: *mut *mut transface_trainer,
     ) -> transface_status;
     pub fn transface_trainer_get_info(
         trainer: *const transface_trainer,

@@ -171,6 +171,26 @@ impl Trainer {
         check(unsafe { ffi::transface_trainer_read_tensor(self.ptr.as_ptr(), c.as_ptr(), out.as_mut_ptr(), out.len()) })
     }
 
+    /// Overwrites a tensor by the names [`Trainer::read_tensor`] reads (gradients aside) with
+    /// exactly its size of finite values; on error nothing changes.
+    pub fn set_tensor(&mut self, name: &str, values: &[f32]) -> Result<()> {
+        let c = c_string(name, "tensor name")?;
+        // SAFETY: values has values.len() readable floats; the trainer is borrowed mutably.
+        check(unsafe { ffi::transface_trainer_set_tensor(self.ptr.as_ptr(), c.as_ptr(), values.as_ptr(), values.len()) })
+    }
+
+    /// Continues an official train.py run: its `checkpoint_gpu_<rank>.pt` files (or folders
+    /// holding them), read without torch, configured by `config_json` (sizes must be the run's).
+    pub fn import_official<P: AsRef<Path>>(checkpoints: &[P], config_json: &str) -> Result<Trainer> {
+        let paths = checkpoints.iter().map(|p| c_path(p.as_ref())).collect::<Result<Vec<_>>>()?;
+        let pointers: Vec<*const std::os::raw::c_char> = paths.iter().map(|p| p.as_ptr()).collect();
+        let json = c_string(config_json, "trainer configuration")?;
+        let mut out = ptr::null_mut();
+        // SAFETY: the strings and the pointer array outlive the call.
+        check(unsafe { ffi::transface_trainer_import_official(pointers.as_ptr(), pointers.len(), json.as_ptr(), &mut out) })?;
+        Ok(Trainer { ptr: new_handle(out, "trainer")? })
+    }
+
     /// The trainer's position, e.g. to continue feeding data after [`Trainer::resume`].
     pub fn info(&self) -> Result<TrainerInfo> {
         let mut r = ffi::transface_trainer_info {
