@@ -103,6 +103,31 @@ int main(void) {
     EXPECT(TRANSFACE_FORMAT, transface_trainer_resume(path, 0, &t));  /* a model file is not a checkpoint */
     EXPECT(TRANSFACE_INVALID_ARGUMENT, transface_trainer_resume(ckpt, -1, &t));
     EXPECT(TRANSFACE_IO, transface_trainer_save_checkpoint(straight, "/nonexistent/dir/run.tfc"));
+    {   /* set_tensor: a written tensor reads back; NULLs, a wrong count, a non-finite value and an
+         * unknown name are refused and change nothing; import_official refuses NULLs and bad files */
+        float w[32], got[32], nan_w[32];
+        const char *paths[1] = {path};
+        int i;
+        for (i = 0; i < 32; i++) { w[i] = 0.5f + (float)i; nan_w[i] = 1.0f; }
+        nan_w[9] = NAN;
+        EXPECT(TRANSFACE_OK, transface_trainer_set_tensor(straight, "optimizer.exp_avg.norm.weight", w, 32));
+        EXPECT(TRANSFACE_OK, transface_trainer_read_tensor(straight, "optimizer.exp_avg.norm.weight", got, 32));
+        CHECK(memcmp(w, got, sizeof w) == 0, "set_tensor reads back");
+        EXPECT(TRANSFACE_INVALID_ARGUMENT, transface_trainer_set_tensor(NULL, "norm.weight", w, 32));
+        EXPECT(TRANSFACE_INVALID_ARGUMENT, transface_trainer_set_tensor(straight, NULL, w, 32));
+        EXPECT(TRANSFACE_INVALID_ARGUMENT, transface_trainer_set_tensor(straight, "norm.weight", NULL, 32));
+        EXPECT(TRANSFACE_INVALID_ARGUMENT, transface_trainer_set_tensor(straight, "norm.weight", w, 31));
+        EXPECT(TRANSFACE_INVALID_ARGUMENT, transface_trainer_set_tensor(straight, "optimizer.exp_avg.norm.weight", nan_w, 32));
+        EXPECT(TRANSFACE_NOT_FOUND, transface_trainer_set_tensor(straight, "norm.weights", w, 32));
+        EXPECT(TRANSFACE_OK, transface_trainer_read_tensor(straight, "optimizer.exp_avg.norm.weight", got, 32));
+        CHECK(memcmp(w, got, sizeof w) == 0, "refused writes change nothing");
+        EXPECT(TRANSFACE_INVALID_ARGUMENT, transface_trainer_import_official(NULL, 1, CONFIG, &t));
+        EXPECT(TRANSFACE_INVALID_ARGUMENT, transface_trainer_import_official(paths, 0, CONFIG, &t));
+        EXPECT(TRANSFACE_INVALID_ARGUMENT, transface_trainer_import_official(paths, 1, NULL, &t));
+        EXPECT(TRANSFACE_INVALID_ARGUMENT, transface_trainer_import_official(paths, 1, CONFIG, NULL));
+        EXPECT(TRANSFACE_FORMAT, transface_trainer_import_official(paths, 1, CONFIG, &t));  /* a model file */
+        CHECK(t == NULL, "no trainer on failure");
+    }
     CHECK(equal_tensors(straight, straight, "norm.weight"), "trainer still usable after errors");
     transface_trainer_free(NULL);
 
