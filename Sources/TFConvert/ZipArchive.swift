@@ -9,6 +9,8 @@ public final class ZipArchive {
     /// Entry names in archive order.
     public let names: [String]
     private let index: [String: UInt64]
+    /// Bytes of the archive file (nil if unknown), bounding what an entry can store.
+    private let fileSize: UInt64?
 
     /// True when `path` starts like a zip archive (local-file or end-of-central-directory magic).
     public static func looksLikeZip(_ path: String) -> Bool {
@@ -18,6 +20,7 @@ public final class ZipArchive {
 
     public init(path: String) throws {
         self.path = path
+        fileSize = (try? ReadableFile(path: path)).map { UInt64($0.size) }
         var code: Int32 = 0
         guard let h = zip_open(path, ZIP_RDONLY, &code) else {
             var err = zip_error_t()
@@ -71,10 +74,28 @@ public final class ZipArchive {
         return Array(out[0..<done])
     }
 
+    /// Refuses, before anything is allocated, an entry claiming more bytes than its stored data
+    /// can hold: a damaged size field would otherwise cost an allocation of up to `limit`.
+    /// Deflate expands at most 1032:1; stored entries (torch.save's) not at all.
+    private func checkPlausibleSize(_ name: String, _ size: UInt64) throws {
+        var st = zip_stat_t()
+        zip_stat_init(&st)
+        let need = UInt64(ZIP_STAT_COMP_SIZE) | UInt64(ZIP_STAT_COMP_METHOD)
+        guard zip_stat_index(handle, index[name]!, 0, &st) == 0, st.valid & need == need else { return }
+        if let fileSize, st.comp_size > fileSize {
+            throw TransFaceError.format("'\(path)': entry '\(name)' is damaged: it claims \(st.comp_size) stored bytes in a file of \(fileSize)")
+        }
+        let bound = st.comp_method == UInt16(ZIP_CM_STORE) ? st.comp_size : st.comp_size.multipliedReportingOverflow(by: 1032).partialValue + 64
+        guard size <= bound else {
+            throw TransFaceError.format("'\(path)': entry '\(name)' is damaged: it claims \(size) bytes from \(st.comp_size) stored")
+        }
+    }
+
     /// An entry's bytes (at most `limit`; the archive's CRC is checked by libzip on reading to the end).
     public func read(_ name: String, limit: UInt64 = 1 << 34) throws -> [UInt8] {
         let size = try self.size(of: name)
         guard size <= limit, size <= UInt64(Int.max) else { throw TransFaceError.invalidArgument("'\(path)': entry '\(name)' of \(size) bytes is too large") }
+        try checkPlausibleSize(name, size)
         guard let f = zip_fopen_index(handle, index[name]!, 0) else {
             throw TransFaceError.format("'\(path)': cannot open entry '\(name)': \(String(cString: zip_strerror(handle)))")
         }

@@ -125,6 +125,19 @@ public enum FuzzSeeds {
             files.append(("legacy_views.pt", TorchLegacyWriter.encode(
                 tensors: [.init(name: "a", storage: "9", offset: 1, shape: [2, 3], stride: [1, 2]), .init(name: "b", storage: "9", offset: 6, shape: [1])],
                 storages: [.init(key: "9", values: (0..<7).map { Double($0) / 3 }, float64: true)])))
+            // a training checkpoint as the official train.py saves it: nested dicts, optimizer state, scheduler
+            let t = { (key: String, shape: [Int]) in TorchLegacyWriter.Node.tensor(.init(name: key, storage: key, shape: shape)) }
+            files.append(("legacy_checkpoint.pt", TorchLegacyWriter.encode(.dict([
+                (.string("epoch"), .int(1)), (.string("global_step"), .int(2)),
+                (.string("state_dict_backbone"), .orderedDict([("pos_embed", t("p", [1, 2]))])),
+                (.string("state_dict_softmax_fc"), .orderedDict([("weight", t("w", [3, 2]))])),
+                (.string("state_optimizer"), .dict([
+                    (.string("state"), .dict([(.int(0), .dict([(.string("step"), t("s", [])), (.string("exp_avg"), t("m", [1, 2]))]))])),
+                    (.string("param_groups"), .list([.dict([(.string("betas"), .tuple([.float(0.9), .float(0.999)])),
+                                                            (.string("fused"), .none), (.string("params"), .list([.int(0)]))])]))])),
+                (.string("state_lr_scheduler"), .dict([(.string("last_epoch"), .int(1)), (.string("_is_initial"), .bool(false))])),
+            ]), storages: [.init(key: "p", values: [1, 2]), .init(key: "w", values: (0..<6).map(Double.init)),
+                           .init(key: "s", values: [2]), .init(key: "m", values: [0.5, -0.5])])))
         case .gallery:
             let fp = try GalleryFingerprint(architecture: "fuzz D8", embeddingSize: 8, weightsHash: 7)
             let path = scratch.root + "/seed.tfg"
