@@ -69,7 +69,7 @@ public final class Gallery: @unchecked Sendable {
         var store: GalleryStore?
         let end = try GalleryLogReader.replay(file: file, header: { h in
             if let fingerprint { try Gallery.check(fingerprint, against: h.fingerprint, path: path, doing: "open") }
-            let rowBytes = h.fingerprint.embeddingSize * h.storage.bytesPerValue
+            let rowBytes = h.storage.rowBytes(dim: h.fingerprint.embeddingSize)
             header = h
             store = try GalleryStore(dim: h.fingerprint.embeddingSize, storage: h.storage, nextID: h.nextID,
                                      expectedRows: Int(min(file.size / UInt64(rowBytes), 1 << 26)))

@@ -57,7 +57,7 @@ enum GalleryLogReader {
         guard file.size >= UInt64(headerSize) else { throw GalleryErrors.damaged("\(what): header is truncated") }
         let header = try GalleryHeader(decoding: try window.bytes(at: 0, count: headerSize), what: what)
         try check(header)
-        let rowBytes = header.fingerprint.embeddingSize * header.storage.bytesPerValue
+        let rowBytes = header.storage.rowBytes(dim: header.fingerprint.embeddingSize)
         var offset = UInt64(headerSize)
         while offset < file.size {
             let rest = file.size - offset

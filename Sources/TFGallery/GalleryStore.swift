@@ -33,7 +33,7 @@ final class GalleryStore {
     init(dim: Int, storage: GalleryStorage, nextID: UInt64, expectedRows: Int = 0) throws {
         self.dim = dim
         self.storage = storage
-        self.rowBytes = dim * storage.bytesPerValue
+        self.rowBytes = storage.rowBytes(dim: dim)
         self.nextID = nextID
         capacity = max(expectedRows, 64)
         slab = try GalleryStore.allocate(rows: capacity, rowBytes: rowBytes)
