@@ -86,10 +86,13 @@ for n in sizes:
             indexes.append((f"IndexScalarQuantizer {kind}", sq))
         proc = subprocess.Popen([bench, base_path, query_path, str(n), str(DIM), folder, storage],
                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        loads = 0
         while True:  # enrolment, file size and load lines
             line = proc.stdout.readline()
             print(line, end="")
-            if line.startswith("load_s") and "open 2" in line:
+            if line.startswith("load_s"):
+                loads += 1
+            if loads == 3:
                 break
         for threads in (1, 2):
             for m in (1, 32):

@@ -46,7 +46,9 @@ public struct GalleryLogEnd: Equatable, Sendable {
 /// Anything else — a bad CRC with records after it, an intact record that contradicts the
 /// ones before it — is damage in the middle and refused: earlier entries are never dropped.
 enum GalleryLogReader {
-    static func replay(file: ReadableFile, header check: (GalleryHeader) throws -> Void,
+    /// `check` sees the header (and its bytes) and returns where to start replaying the records
+    /// (nil: right after the header; a snapshot's end otherwise).
+    static func replay(file: ReadableFile, header check: (GalleryHeader, UnsafeRawBufferPointer) throws -> UInt64?,
                        record apply: (GalleryRecord, UInt64) throws -> Void) throws -> GalleryLogEnd {
         let what = "gallery '\(file.path)'"
         let window = FileWindow(file)
@@ -55,10 +57,11 @@ enum GalleryLogReader {
         }
         let headerSize = try GalleryHeader.size(try window.bytes(at: 0, count: GalleryHeader.sizeFieldEnd), what: what)
         guard file.size >= UInt64(headerSize) else { throw GalleryErrors.damaged("\(what): header is truncated") }
-        let header = try GalleryHeader(decoding: try window.bytes(at: 0, count: headerSize), what: what)
-        try check(header)
+        let headerBytes = Array(try window.bytes(at: 0, count: headerSize))
+        let header = try headerBytes.withUnsafeBytes { try GalleryHeader(decoding: $0, what: what) }
+        let start = try headerBytes.withUnsafeBytes { try check(header, $0) }
         let rowBytes = header.storage.rowBytes(dim: header.fingerprint.embeddingSize)
-        var offset = UInt64(headerSize)
+        var offset = start ?? UInt64(headerSize)
         while offset < file.size {
             let rest = file.size - offset
             guard rest >= UInt64(GalleryRecord.frameSize),

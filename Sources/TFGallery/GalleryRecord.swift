@@ -67,7 +67,7 @@ enum GalleryRecord {
         return f.bytes
     }
 
-    private static func putString(_ w: inout ByteWriter, _ s: String, lengthBytes: Int) {
+    static func putString(_ w: inout ByteWriter, _ s: String, lengthBytes: Int) {
         let b = Array(s.utf8)
         if lengthBytes == 2 { w.u16(UInt16(b.count)) } else { w.u32(UInt32(b.count)) }
         w.raw(b)
