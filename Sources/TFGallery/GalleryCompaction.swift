@@ -40,6 +40,6 @@ extension Gallery {
         store.fileRows = store.rows
         snapshotEnd = 0  // the old snapshot no longer matches the log
         unlink(GallerySnapshot.path(of: path))
-        try? snapshotIfGrownLocked()
+        try? snapshotIfGrownLocked()  // the log has everything; a missing snapshot only makes opening slower
     }
 }

@@ -106,9 +106,11 @@ enum GallerySnapshot {
             let rows = try r.u64(), slots = try r.u64(), tableBytes = try r.u64(), nextID = try r.u64(), fileRows = try r.u64()
             let slabSum = try r.u64(), rowSum = try r.u64(), tableSum = try r.u64()
             let dim = header.fingerprint.embeddingSize, rowBytes = header.storage.rowBytes(dim: dim)
-            guard headerSize == headerBytes.count, storage == header.storage.rawValue,
-                  UInt64(headerSize) <= logBytes, logBytes <= log.size,
-                  rows <= UInt64(Int32.max), slots <= rows, fileRows >= rows, fileRows <= UInt64(Int.max / 2), tableBytes <= UInt64(Int32.max),
+            guard logBytes <= log.size else {
+                throw GalleryErrors.damaged("\(what) is stale: it covers \(logBytes) bytes of the log, which has \(log.size)")
+            }
+            guard headerSize == headerBytes.count, storage == header.storage.rawValue, UInt64(headerSize) <= logBytes,
+                  rows <= UInt64(Int32.max), slots <= tableBytes, fileRows >= rows, fileRows <= UInt64(Int.max / 2), tableBytes <= UInt64(Int32.max),
                   file.size == UInt64(fixedSize + headerSize) + rows * UInt64(rowBytes + 12) + tableBytes else {
                 throw GalleryErrors.damaged("\(what): its sizes do not fit this log or this file")
             }
