@@ -12,6 +12,9 @@ import Glibc
 ///   (`fdatasync`); an operation that returned survives kill -9 and power loss, and a crash
 ///   during one leaves at most a torn tail record, which the next open ignores (a writer cuts
 ///   it off). A damaged file is refused with a `format` error, never half-loaded.
+/// - Fast open: `close` and `compact` leave a snapshot of the state beside the log
+///   (`<path>.snap`, `GallerySnapshot`) once it grew by `GalleryOptions.snapshotBytes`; open
+///   reads it and replays only the records after it, or the whole log if it is stale or damaged.
 /// - Concurrency: within a process any number of threads may search at once while enrol,
 ///   remove, compact and close wait for them and run alone (a readers-writer lock). Across
 ///   processes one writer at a time (an advisory `flock` on `<path>.lock`; a second writer gets
@@ -25,6 +28,10 @@ public final class Gallery: @unchecked Sendable {
     public let isReadOnly: Bool
     /// Bytes of an unfinished last record found at open (ignored; cut off unless read-only).
     public let discardedTailBytes: UInt64
+    /// Log bytes the snapshot loaded at open (or written since) covers; 0 if none.
+    public internal(set) var snapshotEnd: UInt64 = 0
+    /// Why a snapshot beside the log was not used at open (stale, damaged), if there was one.
+    public internal(set) var snapshotProblem: String?
 
     let options: GalleryOptions
     let lock = ReadersWriterLock()
@@ -33,6 +40,7 @@ public final class Gallery: @unchecked Sendable {
     private var fileLock: GalleryLock?
     var closed = false
     let searchPool: SearchPool?
+    private let listing = VersionedCache<[GalleryIdentity]>()
 
     private init(path: String, header: GalleryHeader, store: GalleryStore, end: GalleryLogEnd, options: GalleryOptions,
                  writer: GalleryLogWriter?, fileLock: GalleryLock?) throws {
@@ -67,19 +75,38 @@ public final class Gallery: @unchecked Sendable {
         let file = try ReadableFile(path: path)
         var header: GalleryHeader?
         var store: GalleryStore?
-        let end = try GalleryLogReader.replay(file: file, header: { h in
+        var snapshotEnd: UInt64 = 0
+        var snapshotProblem: String?
+        let end = try GalleryLogReader.replay(file: file, header: { h, headerBytes in
             if let fingerprint { try Gallery.check(fingerprint, against: h.fingerprint, path: path, doing: "open") }
-            let rowBytes = h.fingerprint.embeddingSize * h.storage.bytesPerValue
             header = h
+            if let (saved, logBytes) = GallerySnapshot.load(log: file, header: h, headerBytes: headerBytes, why: &snapshotProblem) {
+                store = saved
+                snapshotEnd = logBytes
+                return logBytes
+            }
+            let rowBytes = h.storage.rowBytes(dim: h.fingerprint.embeddingSize)
             store = try GalleryStore(dim: h.fingerprint.embeddingSize, storage: h.storage, nextID: h.nextID,
                                      expectedRows: Int(min(file.size / UInt64(rowBytes), 1 << 26)))
+            return nil
         }, record: { record, offset in
             let what = "gallery '\(path)': record at byte \(offset)"
             try store!.check(record, what: what)
             try store!.apply(record)
         })
         let writer = options.readOnly ? nil : try GalleryLogWriter(path: path, end: end.validEnd, fileSize: file.size)
-        return try Gallery(path: path, header: header!, store: store!, end: end, options: options, writer: writer, fileLock: fileLock)
+        let g = try Gallery(path: path, header: header!, store: store!, end: end, options: options, writer: writer, fileLock: fileLock)
+        g.snapshotEnd = snapshotEnd
+        g.snapshotProblem = snapshotProblem
+        return g
+    }
+
+    /// Writes the snapshot (`GallerySnapshot`) when the log has grown by `options.snapshotBytes`
+    /// since the one there (called by close and compaction, under the write lock).
+    func snapshotIfGrownLocked() throws {
+        guard let writer, writer.end > snapshotEnd, writer.end - snapshotEnd >= options.snapshotBytes else { return }
+        try GallerySnapshot.write(store, logPath: path, logBytes: writer.end)
+        snapshotEnd = writer.end
     }
 
     static func check(_ given: GalleryFingerprint, against stored: GalleryFingerprint, path: String, doing: String) throws {
@@ -95,12 +122,15 @@ public final class Gallery: @unchecked Sendable {
     /// Embeddings removed but still in the file (compaction drops them).
     public var removedInFile: Int { lock.reading { store.fileRows - store.rows } }
 
-    /// Every identity with its embedding count and metadata, sorted by label.
+    /// Every identity with its embedding count and metadata, sorted by label: sorted once, then
+    /// kept until a write changes the gallery (`GalleryStore.version`).
     public func list() throws -> [GalleryIdentity] {
         try lock.reading {
             try checkOpen()
-            return store.identities.compactMap { $0 }.map { GalleryIdentity(label: $0.label, count: $0.count, metadata: $0.metadata) }
-                .sorted { $0.label < $1.label }
+            return listing.value(for: store.version) {
+                store.identities.compactMap { $0 }.map { GalleryIdentity(label: $0.label, count: $0.count, metadata: $0.metadata) }
+                    .sorted { $0.label < $1.label }
+            }
         }
     }
 
@@ -109,9 +139,12 @@ public final class Gallery: @unchecked Sendable {
         try lock.reading { try checkOpen(); return store.ids(of: label) }
     }
 
-    /// Waits for running operations, releases the writer lock and the memory. Later calls throw `misuse`.
+    /// Waits for running operations, writes the snapshot if the log grew by `options.snapshotBytes`
+    /// since the last one (a failure to write it is ignored: the log has everything), releases
+    /// the writer lock and the memory. Later calls throw `misuse`.
     public func close() {
         lock.writing {
+            if !closed { try? snapshotIfGrownLocked() }
             closed = true
             writer?.close()
             writer = nil

@@ -1,10 +1,14 @@
 import TFCore
+#if canImport(Glibc)
+import Glibc
+#endif
 
 extension Gallery {
     /// Rewrites the file with only the live entries (one enrol record per identity, or a few for
     /// a large one): written to a temporary file beside it, synced, renamed into place and the
     /// folder synced, so a crash leaves either the old file or the new one. Entry ids are kept.
-    /// Searches wait while it runs (it holds the write lock: ~1 s per GB on a fast disk).
+    /// Searches wait while it runs (it holds the write lock: ~1 s per GB on a fast disk). Then
+    /// writes the snapshot (`GallerySnapshot`) if the log is `options.snapshotBytes` or more.
     public func compact() throws {
         try lock.writing { try compactLocked() }
     }
@@ -34,5 +38,8 @@ extension Gallery {
         writer = nil  // refuses writes if reopening fails below
         writer = try GalleryLogWriter(path: path, end: out.bytesWritten, fileSize: out.bytesWritten)
         store.fileRows = store.rows
+        snapshotEnd = 0  // the old snapshot no longer matches the log
+        unlink(GallerySnapshot.path(of: path))
+        try? snapshotIfGrownLocked()  // the log has everything; a missing snapshot only makes opening slower
     }
 }

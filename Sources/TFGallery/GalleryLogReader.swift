@@ -36,17 +36,25 @@ public struct GalleryLogEnd: Equatable, Sendable {
 /// throw a `TransFaceError`.
 ///
 /// Damage rules. Records are appended and synced one at a time, so a crash can only leave the
-/// last record unfinished. After the last intact record, the rest of the file is a torn tail
-/// (ignored, and truncated by a writer) when it is
+/// last record unfinished: either the file ends inside it (the size never grew over all of
+/// it), or the size grew but some of its blocks never reached the disk, and those read as
+/// zeros (a file system returns zeros for blocks it allocated but never wrote). So after the
+/// last intact record, the rest of the file is a torn tail (ignored, and truncated by a writer)
+/// when it is
 ///   - shorter than a frame, or
 ///   - an intact frame whose payload runs past the end of the file, or
-///   - an intact frame whose payload fails its CRC and ends exactly at the end of the file, or
-///   - no longer than one record at most and without any intact frame in it (a frame that was
-///     only partly written, or zeros a power loss left in a file the size had grown over).
-/// Anything else — a bad CRC with records after it, an intact record that contradicts the
-/// ones before it — is damage in the middle and refused: earlier entries are never dropped.
+///   - no longer than one record, with a bad frame or a bad payload CRC, and with an unwritten
+///     block: a 512-byte block of the file (at a multiple of 512) whose part in the tail is
+///     all zeros, and without an intact frame after its start.
+/// Anything else is damage, refused: a bad CRC with records after it, an intact record that
+/// contradicts the ones before it, and a bad last record with no zero block, which a torn
+/// write cannot leave but a flipped bit can. Earlier entries are never dropped. (The rule can
+/// take damage for a torn write only if the damaged last record really has a zero block — a
+/// removal's ids end in zero bytes, so its last block can be one; then that record is dropped.)
 enum GalleryLogReader {
-    static func replay(file: ReadableFile, header check: (GalleryHeader) throws -> Void,
+    /// `check` sees the header (and its bytes) and returns where to start replaying the records
+    /// (nil: right after the header; a snapshot's end otherwise).
+    static func replay(file: ReadableFile, header check: (GalleryHeader, UnsafeRawBufferPointer) throws -> UInt64?,
                        record apply: (GalleryRecord, UInt64) throws -> Void) throws -> GalleryLogEnd {
         let what = "gallery '\(file.path)'"
         let window = FileWindow(file)
@@ -55,10 +63,11 @@ enum GalleryLogReader {
         }
         let headerSize = try GalleryHeader.size(try window.bytes(at: 0, count: GalleryHeader.sizeFieldEnd), what: what)
         guard file.size >= UInt64(headerSize) else { throw GalleryErrors.damaged("\(what): header is truncated") }
-        let header = try GalleryHeader(decoding: try window.bytes(at: 0, count: headerSize), what: what)
-        try check(header)
-        let rowBytes = header.fingerprint.embeddingSize * header.storage.bytesPerValue
-        var offset = UInt64(headerSize)
+        let headerBytes = Array(try window.bytes(at: 0, count: headerSize))
+        let header = try headerBytes.withUnsafeBytes { try GalleryHeader(decoding: $0, what: what) }
+        let start = try headerBytes.withUnsafeBytes { try check(header, $0) }
+        let rowBytes = header.storage.rowBytes(dim: header.fingerprint.embeddingSize)
+        var offset = start ?? UInt64(headerSize)
         while offset < file.size {
             let rest = file.size - offset
             guard rest >= UInt64(GalleryRecord.frameSize),
@@ -69,7 +78,7 @@ enum GalleryLogReader {
             if end > file.size { return GalleryLogEnd(validEnd: offset, tornBytes: rest) }
             let payload = try window.bytes(at: offset + UInt64(GalleryRecord.frameSize), count: frame.payloadLength)
             guard crc32(payload) == frame.payloadCRC else {
-                if end == file.size { return GalleryLogEnd(validEnd: offset, tornBytes: rest) }
+                if end == file.size { return try tail(window, at: offset, what: what) }
                 throw GalleryErrors.damaged("\(what): the record at byte \(offset) is damaged (payload CRC mismatch) and \(file.size - end) bytes follow it; refusing the file")
             }
             let recordWhat = "\(what): record at byte \(offset)"
@@ -79,7 +88,8 @@ enum GalleryLogReader {
         return GalleryLogEnd(validEnd: offset, tornBytes: 0)
     }
 
-    /// The rest of the file from `offset` has no intact frame at its start: a torn tail or damage.
+    /// The rest of the file from `offset` is not an intact record (a bad frame, or a bad payload
+    /// ending at the end of the file): a torn tail or damage, by the rules above.
     private static func tail(_ window: FileWindow, at offset: UInt64, what: String) throws -> GalleryLogEnd {
         let rest = window.file.size - offset
         let torn = GalleryLogEnd(validEnd: offset, tornBytes: rest)
@@ -97,6 +107,23 @@ enum GalleryLogReader {
             }
             i += 1
         }
+        guard hasUnwrittenBlock(b, at: offset) else {
+            throw GalleryErrors.damaged("\(what): the last record, at byte \(offset), is damaged (a bad CRC, but no zero block that a torn write would leave); refusing the file")
+        }
         return torn
+    }
+
+    static let blockSize: UInt64 = 512
+
+    /// Whether some 512-byte block of the file has all of its bytes within `b` (the file's
+    /// bytes from `offset` to its end) zero.
+    static func hasUnwrittenBlock(_ b: UnsafeRawBufferPointer, at offset: UInt64) -> Bool {
+        var start = 0
+        while start < b.count {
+            let blockEnd = Int(min(UInt64(b.count), (offset + UInt64(start)) / blockSize * blockSize + blockSize - offset))
+            if UnsafeRawBufferPointer(rebasing: b[start..<blockEnd]).allSatisfy({ $0 == 0 }) { return true }
+            start = blockEnd
+        }
+        return false
     }
 }

@@ -12,7 +12,7 @@ import TFCore
 /// Payloads:
 ///
 ///     enrol:        u32 n, u16 L + label, u32 M + M × (u16 + key, u32 + value),
-///                   n × u64 entry ids, n × dim values (float32 or float16 as the header says,
+///                   n × u64 entry ids, n stored rows (float32, float16 or int8 rows as the header says: `encodeRows`,
 ///                   L2-normalised)
 ///     remove label: u16 L + label
 ///     remove ids:   u32 n, n × u64 entry ids
@@ -67,7 +67,7 @@ enum GalleryRecord {
         return f.bytes
     }
 
-    private static func putString(_ w: inout ByteWriter, _ s: String, lengthBytes: Int) {
+    static func putString(_ w: inout ByteWriter, _ s: String, lengthBytes: Int) {
         let b = Array(s.utf8)
         if lengthBytes == 2 { w.u16(UInt16(b.count)) } else { w.u32(UInt32(b.count)) }
         w.raw(b)

@@ -48,13 +48,19 @@ extension Gallery {
         return merged
     }
 
-    /// Heaps of `m` queries over `rows` (one thread).
+    /// Heaps of `m` queries over `rows` (one thread): one query by the fused scan, a batch by tiles of sgemm.
     private func scan(queries: UnsafePointer<Float>, m: Int, k: Int, rows: Range<Int>) -> [TopIdentities] {
         var heaps = [TopIdentities](repeating: TopIdentities(k: k), count: m)
+        if m == 1 {
+            store.rowIdentity.withUnsafeBufferPointer { identity in
+                scanFused(query: queries, dim: store.dim, slab: store.base, storage: storage, rowIdentity: identity.baseAddress!, rows: rows, heap: &heaps[0])
+            }
+            return heaps
+        }
         let tileRows = scanTileRows(storage)
         let dim = store.dim
         var scores = [Float](repeating: 0, count: m * tileRows)
-        var widened = [Float](repeating: 0, count: storage == .float16 ? tileRows * dim : 0)
+        var widened = [Float](repeating: 0, count: storage == .float32 ? 0 : tileRows * dim)
         store.rowIdentity.withUnsafeBufferPointer { identity in
             scores.withUnsafeMutableBufferPointer { s in
                 widened.withUnsafeMutableBufferPointer { w in

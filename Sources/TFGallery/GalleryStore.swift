@@ -29,17 +29,58 @@ final class GalleryStore {
     var nextID: UInt64
     /// Embeddings the file holds, live or removed (what compaction would drop: fileRows - rows).
     var fileRows = 0
+    /// Changes with every applied record (what cached views of the state compare).
+    private(set) var version: UInt64 = 0
 
     init(dim: Int, storage: GalleryStorage, nextID: UInt64, expectedRows: Int = 0) throws {
         self.dim = dim
         self.storage = storage
-        self.rowBytes = dim * storage.bytesPerValue
+        self.rowBytes = storage.rowBytes(dim: dim)
         self.nextID = nextID
         capacity = max(expectedRows, 64)
         slab = try GalleryStore.allocate(rows: capacity, rowBytes: rowBytes)
     }
 
-    private static func allocate(rows: Int, rowBytes: Int) throws -> FloatSlab {
+    /// A store from a snapshot's parts (`GallerySnapshot`), checked against each other: every
+    /// row's identity present and counted, labels and entry ids unique. Throws `format`.
+    init(dim: Int, storage: GalleryStorage, nextID: UInt64, fileRows: Int, slab: FloatSlab, capacity: Int, rows: Int,
+         ids: [UInt64], rowIdentity: [Int32], identities: [Identity?], what: String) throws {
+        self.dim = dim
+        self.storage = storage
+        self.rowBytes = storage.rowBytes(dim: dim)
+        self.nextID = nextID
+        self.fileRows = fileRows
+        self.slab = slab
+        self.capacity = capacity
+        self.rows = rows
+        self.ids = ids
+        self.rowIdentity = rowIdentity
+        self.identities = identities
+        guard ids.count == rows, rowIdentity.count == rows, capacity >= rows, fileRows >= rows else {
+            throw GalleryErrors.damaged("\(what): row tables disagree")
+        }
+        var counted = [Int](repeating: 0, count: identities.count)
+        for identity in rowIdentity {
+            guard identity >= 0, Int(identity) < identities.count, identities[Int(identity)] != nil else {
+                throw GalleryErrors.damaged("\(what): a row belongs to identity \(identity), which does not exist")
+            }
+            counted[Int(identity)] += 1
+        }
+        rowOfID.reserveCapacity(rows)
+        for (r, id) in ids.enumerated() {
+            guard rowOfID.updateValue(r, forKey: id) == nil, id < nextID else { throw GalleryErrors.damaged("\(what): entry id \(id) twice or past the next id") }
+        }
+        identityOfLabel.reserveCapacity(identities.count)
+        for (i, slot) in identities.enumerated() {
+            guard let slot else { freeIdentities.append(Int32(i)); continue }
+            guard slot.count == counted[i], slot.count > 0, identityOfLabel.updateValue(Int32(i), forKey: slot.label) == nil else {
+                throw GalleryErrors.damaged("\(what): identity '\(slot.label)' is listed twice or its count disagrees with its rows")
+            }
+        }
+        freeIdentities.reverse()
+    }
+
+    static func allocate(rows: Int, rowBytes: Int) throws -> FloatSlab {
         let bytes = try checkedProduct([rows, rowBytes], what: "gallery slab")
         return try FloatSlab(count: (bytes + 3) / 4)
     }
@@ -68,6 +109,7 @@ final class GalleryStore {
 
     /// Applies a record that passed `check`.
     func apply(_ record: GalleryRecord) throws {
+        version &+= 1
         switch record {
         case let .enrol(label, metadata, newIDs, vectors):
             try reserve(rows + newIDs.count)

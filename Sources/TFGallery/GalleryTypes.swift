@@ -12,12 +12,17 @@ public struct GalleryOptions: Sendable {
     /// Threads one search uses (the calling one included); a search that finds them busy with
     /// another search runs on its calling thread alone.
     public var searchThreads = 1
+    /// Log bytes not covered by the snapshot beside it (`GallerySnapshot`) after which `close`
+    /// and `compact` write a new one (0: always; `UInt64.max`: never).
+    public var snapshotBytes: UInt64 = 16 << 20
 
-    public init(storage: GalleryStorage = .float32, readOnly: Bool = false, compactionFraction: Double = 0.5, searchThreads: Int = 1) {
+    public init(storage: GalleryStorage = .float32, readOnly: Bool = false, compactionFraction: Double = 0.5, searchThreads: Int = 1,
+                snapshotBytes: UInt64 = 16 << 20) {
         self.storage = storage
         self.readOnly = readOnly
         self.compactionFraction = compactionFraction
         self.searchThreads = searchThreads
+        self.snapshotBytes = snapshotBytes
     }
 }
 

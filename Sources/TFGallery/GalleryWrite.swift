@@ -12,7 +12,7 @@ public enum GalleryLimits {
 
 extension Gallery {
     /// Enrols `embeddings` (n × dim floats, n ≥ 1) under `label`, L2-normalised (then rounded to
-    /// float16 in a float16 gallery); `metadata` is merged into the identity's (given keys win).
+    /// float16 or int8 in such a gallery: `GalleryStorage`); `metadata` is merged into the identity's (given keys win).
     /// Returns the new entries' ids. Durable on return. `fingerprint`, when given, must be the
     /// gallery's (the model that made the embeddings).
     @discardableResult
@@ -32,11 +32,8 @@ extension Gallery {
         let n = embeddings.count / dim
         var unit = [Float](repeating: 0, count: embeddings.count)
         try unit.withUnsafeMutableBufferPointer { try normalizeRows(embeddings.baseAddress!, rows: n, dim: dim, into: $0.baseAddress!, what: "embedding") }
-        var half: [UInt16] = []
-        if storage == .float16 {
-            half = [UInt16](repeating: 0, count: unit.count)
-            convertToHalf(unit, &half, count: unit.count)
-        }
+        var stored = [UInt8](repeating: 0, count: n * storage.rowBytes(dim: dim))
+        stored.withUnsafeMutableBytes { s in unit.withUnsafeBufferPointer { encodeRows($0.baseAddress!, rows: n, dim: dim, storage: storage, into: s.baseAddress!) } }
         return try lock.writing {
             let writer = try checkWritable(given, doing: "enrol into")
             let merged = (store.identityOfLabel[label].map { store.identities[Int($0)]!.metadata } ?? [:]).merging(metadata) { _, new in new }
@@ -47,9 +44,7 @@ extension Gallery {
             let payloadBytes = n * (store.rowBytes + 8) + label.utf8.count + metadataBytes + 6 * metadata.count + 10
             try require(payloadBytes <= GalleryRecord.maxPayload,
                         "enrol '\(label)': \(n) embeddings make a record of \(payloadBytes) bytes, more than \(GalleryRecord.maxPayload); enrol them in smaller batches")
-            let bytes: [UInt8] = storage == .float32
-                ? unit.withUnsafeBytes { GalleryRecord.enrol(label: label, metadata: metadata, ids: ids, vectors: $0).encoded }
-                : half.withUnsafeBytes { GalleryRecord.enrol(label: label, metadata: metadata, ids: ids, vectors: $0).encoded }
+            let bytes: [UInt8] = stored.withUnsafeBytes { GalleryRecord.enrol(label: label, metadata: metadata, ids: ids, vectors: $0).encoded }
             try store.reserve(store.rows + n)
             try writer.append(bytes)
             try bytes.withUnsafeBytes { b in
