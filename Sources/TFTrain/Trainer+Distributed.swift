@@ -37,6 +37,15 @@ extension Trainer {
         }
     }
 
+    /// New random streams for this rank, seeded by (seed, `step`, rank): a rank that the run
+    /// being resumed did not have.
+    func reseedStreams(mixing step: UInt64) {
+        let seed = config.seed ^ (step &* 0x9E37_79B9_7F4A_7C15), r = UInt64(rank)
+        noiseRNG = SeededRNG(seed: seed, stream: 0x4E4F_4953 &+ r << 48)
+        partialFC.rng = SeededRNG(seed: seed, stream: 0x5046_4301 &+ r << 48)
+        dpapRandom = SeededDPAPRandom(seed: seed, stream: r)
+    }
+
     /// Sums the backbone gradients over the ranks, in buckets of `gradientBucket` floats.
     func allreduceGradients() throws {
         guard let comm = communicator, comm.size > 1 else { return }

@@ -2,6 +2,12 @@
 //   transface-mpi-check world1            (np 1) the MPI trainer equals the single-process one bit for bit
 //   transface-mpi-check gradients [paper] (np 2) every step's gradients and loss equal one process with batch 2B
 //   transface-mpi-check repeat            (np 2) the same run twice is bitwise identical
+//   transface-mpi-check checkpoint DIR    (np 2) save at step 5, resume at world 2: bitwise the uninterrupted run
+//   transface-mpi-check resume1 DIR       (one process, no mpirun) the world-2 checkpoint loads, continues, saves
+//   transface-mpi-check resume2 DIR       (np 2) that single-process checkpoint re-shards over 2 ranks
+//   transface-mpi-check diverge           (np 2) a rank whose weights drift stops the job with a clear error
+//   transface-mpi-check kill DIR          (np 2) rank 1 SIGKILLs itself at step 5 (run.sh checks the job ends)
+//   transface-mpi-check loadlast DIR      (one process) the last complete checkpoint of `kill` loads
 // Each prints "ok: ..." lines and exits non-zero with "FAIL: ..." on the first failed check.
 #if canImport(Glibc)
 import Glibc
@@ -269,15 +275,163 @@ func repeatRun() throws {
     if mpi.rank == 0 { print("ok: the same world-\(mpi.size) run (all features, sample_rate 0.5) twice is bitwise identical over 20 steps") }
 }
 
+// MARK: checkpoints
+
+func writeFloats(_ values: [Float], _ path: String) throws {
+    let w = try AtomicFileWriter(path: path)
+    try values.withUnsafeBytes { try w.write($0) }
+    try w.commit()
+}
+
+func readFloats(_ path: String) throws -> [Float] {
+    let f = try ReadableFile(path: path)
+    var out = [Float](repeating: 0, count: Int(f.size) / 4)
+    try out.withUnsafeMutableBytes { try f.read(into: $0, at: 0) }
+    return out
+}
+
+/// Every rank's rows of the centres and of their moments, in class order (collective).
+func gatheredHead(_ t: Trainer, _ comm: any Communicator) throws -> [Float] {
+    var out: [Float] = []
+    let e = t.config.model.embeddingSize
+    let counts = (0..<comm.size).map { ClassShard(total: t.config.numClasses, rank: $0, size: comm.size).count * e }
+    for name in ["partial_fc.weight", "optimizer.exp_avg.partial_fc.weight", "optimizer.exp_avg_sq.partial_fc.weight"] {
+        let mine = try t.tensor(name)
+        var all = [Float](repeating: 0, count: t.config.numClasses * e)
+        try mine.withUnsafeBufferPointer { m in try all.withUnsafeMutableBufferPointer { try comm.allgatherv(m, counts: counts, into: $0) } }
+        out += all
+    }
+    return out
+}
+
+/// Weights (trainable) and backbone moments: identical on every rank.
+func backboneState(_ t: Trainer) throws -> [Float] {
+    var out: [Float] = []
+    for e in t.layout.entries where e.trainable {
+        out += try t.tensor(e.name) + t.tensor("optimizer.exp_avg.\(e.name)") + t.tensor("optimizer.exp_avg_sq.\(e.name)")
+    }
+    return out
+}
+
+func checkpointAtWorld2(_ dir: String) throws {
+    let mpi = try MPICommunicator()
+    guard mpi.size == 2 else { fail("checkpoint runs under mpirun -np 2") }
+    let c = try config(batch: 4, sampleRate: 0.5, features: true, distributed: true)
+    func steps(_ t: Trainer, _ range: Range<Int>) throws -> [Double] {
+        try range.map { step in
+            let (i, l) = localBatch(step: step, rank: mpi.rank, batch: 4, world: 2)
+            return try t.step(images: i, labels: l).loss
+        }
+    }
+    let straight = try Trainer(config: c, communicator: mpi)
+    let lossesStraight = try steps(straight, 0..<10)
+    let first = try Trainer(config: c, communicator: mpi)
+    _ = try steps(first, 0..<3)
+    try first.saveCheckpoint(to: dir + "/run.tfc")
+    _ = try steps(first, 3..<5)
+    first.samplerState = [7, 7]
+    try first.saveCheckpoint(to: dir + "/run.tfc")
+    try mpi.barrier()
+    for r in 0..<2 {
+        guard access(ShardedCheckpoint.shardPath(dir + "/run.tfc", step: 3, rank: r), F_OK) != 0 else { fail("the step-3 shard of rank \(r) was not removed") }
+    }
+    try writeFloats(try gatheredHead(first, mpi), dir + "/head-step5.bin")
+    if mpi.rank == 0 { try writeFloats(try backboneState(first), dir + "/backbone-step5.bin") }
+    let resumed = try Trainer.resume(from: dir + "/run.tfc", communicator: mpi)
+    guard resumed.step == 5, resumed.samplerState == [7, 7], resumed.config.batchSize == 4 else { fail("resumed at step \(resumed.step)") }
+    let lossesResumed = try steps(resumed, 5..<10)
+    guard lossesResumed.map(\.bitPattern) == lossesStraight[5...].map(\.bitPattern),
+          bits(Array(resumed.parameters.all)) == bits(Array(straight.parameters.all)),
+          bits(try gatheredHead(resumed, mpi)) == bits(try gatheredHead(straight, mpi)) else {
+        fail("rank \(mpi.rank): the run resumed at world 2 differs from the uninterrupted one")
+    }
+    if mpi.rank == 0 { print("ok: saved at world 2 (step 5; step-3 shards removed), resumed at world 2: 5 more steps bitwise equal to the uninterrupted run (losses, weights, centres, moments)") }
+}
+
+func resumeInOneProcess(_ dir: String) throws {
+    let t = try Trainer.resume(from: dir + "/run.tfc")
+    guard t.worldSize == 1, t.step == 5, t.config.batchSize == 8, t.config.distributed == nil, t.samplerState == [7, 7] else {
+        fail("world-2 checkpoint resumed in one process: world \(t.worldSize), step \(t.step), batch \(t.config.batchSize)")
+    }
+    let head = try ["partial_fc.weight", "optimizer.exp_avg.partial_fc.weight", "optimizer.exp_avg_sq.partial_fc.weight"].flatMap { try t.tensor($0) }
+    guard bits(head) == bits(try readFloats(dir + "/head-step5.bin")) else { fail("the re-sharded centres or moments differ") }
+    guard bits(try backboneState(t)) == bits(try readFloats(dir + "/backbone-step5.bin")) else { fail("the backbone or its moments differ") }
+    var losses: [Double] = []
+    for step in 5..<8 {
+        let (i, l) = globalBatch(step: step, count: 8)
+        losses.append(try t.step(images: i, labels: l).loss)
+    }
+    guard losses.allSatisfy(\.isFinite) else { fail("continuation in one process: losses \(losses)") }
+    try t.saveCheckpoint(to: dir + "/single.tfc")
+    try writeFloats(head.isEmpty ? [] : try ["partial_fc.weight", "optimizer.exp_avg.partial_fc.weight", "optimizer.exp_avg_sq.partial_fc.weight"].flatMap { try t.tensor($0) },
+                    dir + "/head-step8.bin")
+    try writeFloats(try backboneState(t), dir + "/backbone-step8.bin")
+    print("ok: the world-2 checkpoint resumes in one process (batch 4 × 2 → 8; all centres and moments, backbone, position bitwise) and continues (losses \(losses))")
+}
+
+func reshardOverTwo(_ dir: String) throws {
+    let mpi = try MPICommunicator()
+    let t = try Trainer.resume(from: dir + "/single.tfc", communicator: mpi)
+    guard t.worldSize == 2, t.step == 8, t.config.batchSize == 4 else { fail("single-process checkpoint over 2 ranks: step \(t.step), batch \(t.config.batchSize)") }
+    guard bits(try gatheredHead(t, mpi)) == bits(try readFloats(dir + "/head-step8.bin")),
+          bits(try backboneState(t)) == bits(try readFloats(dir + "/backbone-step8.bin")) else { fail("rank \(mpi.rank): re-sharded state differs") }
+    for step in 8..<10 {
+        let (i, l) = localBatch(step: step, rank: mpi.rank, batch: 4, world: 2)
+        guard try t.step(images: i, labels: l).loss.isFinite else { fail("continuation at world 2 is not finite") }
+    }
+    try t.verifyReplicas()
+    if mpi.rank == 0 { print("ok: a single-process checkpoint resumes over 2 ranks (classes re-sharded bitwise, batch 8 → 4 per rank) and continues with identical replicas") }
+}
+
+func diverge() throws {
+    let mpi = try MPICommunicator()
+    let t = try Trainer(config: try config(batch: 4, sampleRate: 1, features: false, distributed: true), communicator: mpi)
+    do {
+        for step in 0..<10 {
+            let (i, l) = localBatch(step: step, rank: mpi.rank, batch: 4, world: 2)
+            _ = try t.step(images: i, labels: l)
+            if step == 1 && mpi.rank == 1 { t.parameters.base[t.layout.entries.first(where: \.trainable)!.offset] += 1e-3 }
+        }
+    } catch let e as TransFaceError where e.message.contains("step 5: the ranks' weights diverged") {
+        if mpi.rank == 0 { print("ok: weights perturbed on one rank are caught by the checksum at step 5: \(e.message)") }
+        return
+    }
+    fail("rank \(mpi.rank): the divergence was not detected")
+}
+
+func killRank(_ dir: String) throws {
+    let mpi = try MPICommunicator()
+    let t = try Trainer(config: try config(batch: 4, sampleRate: 1, features: false, distributed: true), communicator: mpi)
+    for step in 0..<1000 {
+        if step == 5 && mpi.rank == 1 { kill(getpid(), SIGKILL) }
+        let (i, l) = localBatch(step: step, rank: mpi.rank, batch: 4, world: 2)
+        _ = try t.step(images: i, labels: l)
+        if t.step % 2 == 0 { try t.saveCheckpoint(to: dir + "/killed.tfc") }
+    }
+    fail("rank \(mpi.rank) trained on after its peer was killed")
+}
+
+func loadLast(_ dir: String) throws {
+    let t = try Trainer.resume(from: dir + "/killed.tfc")
+    guard t.step == 4 else { fail("the last complete checkpoint is of step \(t.step), expected 4") }
+    print("ok: after the SIGKILL the last complete checkpoint (step 4) loads in one process")
+}
+
 let arguments = Array(CommandLine.arguments.dropFirst())
 do {
     switch arguments.first {
     case "world1": try world1()
     case "gradients": try gradients(paper: arguments.dropFirst().first == "paper")
     case "repeat": try repeatRun()
-    default: fail("usage: transface-mpi-check world1|gradients [paper]|repeat")
+    case "checkpoint": try checkpointAtWorld2(arguments[1])
+    case "resume1": try resumeInOneProcess(arguments[1])
+    case "resume2": try reshardOverTwo(arguments[1])
+    case "diverge": try diverge()
+    case "kill": try killRank(arguments[1])
+    case "loadlast": try loadLast(arguments[1])
+    default: fail("usage: transface-mpi-check world1|gradients [paper]|repeat|checkpoint DIR|resume1 DIR|resume2 DIR|diverge|kill DIR|loadlast DIR")
     }
-    try MPICommunicator.finalize()
+    if !["resume1", "loadlast"].contains(arguments[0]) { try MPICommunicator.finalize() }
 } catch {
     fail("\(error)")
 }
