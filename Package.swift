@@ -89,7 +89,7 @@ let package = Package(
         .target(name: "TFConvert", dependencies: ["TFCore", "TFModel", "TFData", "CZip"]),
         .executableTarget(name: "TransFaceCLI", dependencies: [
             "TFCore", "TFKernels", "TFModel", "TFImage", "TFData", "TFEval", "TFWiring", "TFTrain", "TFConvert", "TFDetect", "TFGallery",
-            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            "TFDistributed", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], resources: [.copy("Configs")]),
         // MTCNN face detection (facenet-pytorch 2.6.0's detect_face): convolutions as im2col + BLAS
         // GEMMs; optimised in debug builds like TFKernels.

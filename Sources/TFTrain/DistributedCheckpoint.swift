@@ -86,8 +86,17 @@ public enum ShardedCheckpoint {
         try writer.commit()
     }
 
+    /// Deletes a checkpoint: a single-process file, or a manifest and the shards it names.
+    public static func remove(_ path: String) {
+        if (try? isManifest(path)) == true, let m = try? readManifest(path) {
+            let folder = path.lastIndex(of: "/").map { String(path[...$0]) } ?? ""
+            for shard in m.shards { unlink(folder + shard.file) }
+        }
+        unlink(path)
+    }
+
     /// Deletes `<path>.step<N>.rank<rank>` for every N but `keep` (best effort).
-    static func removeShards(of path: String, rank: Int, except keep: Int) {
+    public static func removeShards(of path: String, rank: Int, except keep: Int) {
         let slash = path.lastIndex(of: "/")
         let folder = slash.map { String(path[..<$0]) } ?? "."
         let base = slash.map { String(path[path.index(after: $0)...]) } ?? path

@@ -16,7 +16,9 @@
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 command -v mpirun >/dev/null || { echo "mpirun not found (Debian: apt-get install openmpi-bin libopenmpi-dev)"; echo "mpi: 0 passed, 1 failed"; exit 1; }
-swift build --product TFMPICheck >/dev/null || { echo "cannot build TFMPICheck"; echo "mpi: 0 passed, 1 failed"; exit 1; }
+for product in TFMPICheck transface-cli; do
+    swift build --product $product >/dev/null || { echo "cannot build $product"; echo "mpi: 0 passed, 1 failed"; exit 1; }
+done
 check=.build/debug/TFMPICheck
 # As root in a container Open MPI needs both variables; vader = shared memory, self = loopback.
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
@@ -58,6 +60,20 @@ killed() {
 }
 run "rank killed: job ends, last checkpoint loads" killed
 grep -h "job ended\|exited on signal" "$work/out" | head -2
+
+# The command line: 4 steps over 2 ranks of a tiny model on the LFW demo data (rank 0 logs, every
+# rank writes its shard), then the run resumed in one process without the "distributed" block.
+cli() {
+    local out="$work/cli" set=(--set trainer.distributed.backend=mpi --set trainer.batch_size=8 --set trainer.threads=1
+        --set trainer.model.depth=1 --set trainer.model.embed_dim=32 --set trainer.model.mlp_hidden_dim=64
+        --set checkpoint_every=2 --set log_every=1 --set data.threads=1)
+    timeout 300 mpirun -np 2 --oversubscribe --bind-to none --mca pml ob1 --mca btl self,vader .build/debug/transface-cli \
+        train --config lfw_demo "${set[@]}" --output "$out" --stop-after 4 --plain-progress || return 1
+    [ -f "$out/checkpoints/step-00000004.tfc.step4.rank1" ] && [ "$(grep -c '"event":"step"' "$out/train.jsonl")" -eq 4 ] || return 1
+    .build/debug/transface-cli train --resume "$out/checkpoints/step-00000004.tfc" --set trainer.distributed=null --stop-after 5 --plain-progress | grep -q 'step 5: checkpoint' || return 1
+    echo "ok: mpirun -np 2 transface train (4 steps, 2 shards per checkpoint, one log), resumed in one process"
+}
+[ -d ../shared/data/lfw ] && run "transface train under mpirun" cli
 
 echo "mpi: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
