@@ -1,5 +1,7 @@
+import Foundation
 import TFCore
 import TFDistributed
+import TFTestSupport
 @testable import TFTrain
 import XCTest
 
@@ -51,6 +53,51 @@ final class DistributedTrainerTests: XCTestCase {
         }
         XCTAssertThrowsError(try MPICommunicator(library: "libz.so.1")) { e in
             XCTAssertTrue("\(e)".contains("symbol MPI_Initialized not found in libz.so.1"), "\(e)")
+        }
+    }
+
+    /// The general resume (re-sharding) path on a single-process checkpoint continues exactly as
+    /// the single-process resume does, in one process and over a world of one.
+    func testGeneralResumeEqualsTheSingleProcessResume() throws {
+        let folder = try Reference.temporaryFolder()
+        defer { Reference.removeTree(folder) }
+        let config = try TrainerConfig.parse(TrainerBehaviourTests.json(extra: ", \"sample_rate\": 0.5"))
+        var data = TrainerBehaviourTests.Synthetic(classes: 12)
+        let batches = (0..<4).map { _ in data.batch(8) }
+        let first = try Trainer(config: config)
+        for (images, labels) in batches.prefix(2) { _ = try first.step(images: images, labels: labels) }
+        try first.saveCheckpoint(to: folder + "/run.tfc")
+        let resumed = [try Trainer.resume(from: folder + "/run.tfc"),
+                       try Trainer.resume(from: folder + "/run.tfc", communicator: nil),
+                       try Trainer.resume(from: folder + "/run.tfc", communicator: SingleProcessCommunicator())]
+        for t in resumed { for (images, labels) in batches.suffix(2) { _ = try t.step(images: images, labels: labels) } }
+        for t in resumed.dropFirst() {
+            XCTAssertEqual(Array(t.parameters.all).map(\.bitPattern), Array(resumed[0].parameters.all).map(\.bitPattern))
+            XCTAssertEqual(try t.tensor("optimizer.exp_avg.partial_fc.weight").map(\.bitPattern),
+                           try resumed[0].tensor("optimizer.exp_avg.partial_fc.weight").map(\.bitPattern))
+        }
+    }
+
+    func testBadManifestsAreClearErrors() throws {
+        let folder = try Reference.temporaryFolder()
+        defer { Reference.removeTree(folder) }
+        let path = folder + "/run.tfc"
+        let cases: [(String, String)] = [
+            (#"{"format": "something else", "step": 1, "num_classes": 4, "shards": []}"#, "not a transface-sharded-checkpoint"),
+            (#"{"format": "transface-sharded-checkpoint", "step": 1, "num_classes": 4, "shards": []}"#, "no shards"),
+            (#"{"format": "transface-sharded-checkpoint", "step": 1, "num_classes": 4, "shards": [{"file": "../x", "start": 0, "count": 4}]}"#,
+             "must be a file name in the manifest's folder"),
+            (#"{"format": "transface-sharded-checkpoint", "step": 1, "num_classes": 4, "shards": [{"file": "a", "start": 1, "count": 3}]}"#,
+             "shard 0 starts at class 1, expected 0"),
+            (#"{"format": "transface-sharded-checkpoint", "step": 1, "num_classes": 4, "shards": [{"file": "a", "start": 0, "count": 3}]}"#,
+             "the shards hold 3 classes, not 4"),
+            (#"{"format": "transface-sharded-checkpoint", "step": 1, "num_classes": 4, "shards": [{"file": "a", "start": 0, "count": 4}]}"#,
+             "cannot open '\(folder)/a'"),
+            (#"{"format": "transface-sharded-checkpoint", "#, "checkpoint manifest"),
+        ]
+        for (text, message) in cases {
+            try text.write(toFile: path, atomically: true, encoding: .utf8)
+            XCTAssertThrowsError(try Trainer.resume(from: path)) { e in XCTAssertTrue("\(e)".contains(message), "\(e) should say \(message)") }
         }
     }
 }
