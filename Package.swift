@@ -73,7 +73,11 @@ let package = Package(
         // The wiring: TFImage's decoder and alignment plugged into the loader, packer and evaluation.
         .target(name: "TFWiring", dependencies: ["TFCore", "TFImage", "TFData", "TFModel", "TFEval"]),
         // Training: backward passes, losses, DPAP (FFTW), EHSM, optimizers, trainer.
-        .target(name: "TFTrain", dependencies: ["TFCore", "TFModel", "TFConvert", "CFFTW", "CJSON"]),
+        // Open MPI loaded at run time (dlopen of libmpi.so.40; no build-time MPI, hidden symbols).
+        .target(name: "CMPIShim", cSettings: [.unsafeFlags(["-fvisibility=hidden"])]),
+        // Collectives for distributed training: MPI_COMM_WORLD through CMPIShim, or one process.
+        .target(name: "TFDistributed", dependencies: ["TFCore", "CMPIShim"]),
+        .target(name: "TFTrain", dependencies: ["TFCore", "TFModel", "TFConvert", "TFDistributed", "CFFTW", "CJSON"]),
         .target(name: "TransFaceC", dependencies: ["TFCore", "TFKernels", "TFModel", "TFImage", "TFData", "TFEval", "TFWiring", "TFTrain", "TFConvert", "TFDetect", "TFGallery", "CTransFace"]),
         // The 1:N gallery: a crash-safe log file of enrolled embeddings, exact search (sgemm).
         .target(name: "TFGallery", dependencies: ["TFCore", "TFModel", "CBLAS"], swiftSettings: [.unsafeFlags(["-O"] + kernelCPUFlags)]),
@@ -85,7 +89,7 @@ let package = Package(
         .target(name: "TFConvert", dependencies: ["TFCore", "TFModel", "TFData", "CZip"]),
         .executableTarget(name: "TransFaceCLI", dependencies: [
             "TFCore", "TFKernels", "TFModel", "TFImage", "TFData", "TFEval", "TFWiring", "TFTrain", "TFConvert", "TFDetect", "TFGallery",
-            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            "TFDistributed", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], resources: [.copy("Configs")]),
         // MTCNN face detection (facenet-pytorch 2.6.0's detect_face): convolutions as im2col + BLAS
         // GEMMs; optimised in debug builds like TFKernels.
@@ -93,6 +97,8 @@ let package = Package(
         // The detector's measurement tool (landmark error, timing server) behind bindings/python/benchmarks/mtcnn_*.py.
         .target(name: "TFDetectTestSupport", dependencies: ["TFCore", "TFModel", "TFConvert", "TFTestSupport"], path: "Tests/TFDetectTestSupport"),
         .executableTarget(name: "TFDetectBench", dependencies: ["TFDetect", "TFDetectTestSupport", "TFImage"], path: "Tests/TFDetectBench"),
+        // The distributed-training checks that Tests/MPI/run.sh runs under mpirun.
+        .executableTarget(name: "TFMPICheck", dependencies: ["TFCore", "TFDistributed", "TFModel", "TFTrain"], path: "Tests/MPICheck"),
         .target(name: "TFTestSupport", dependencies: ["TFCore", "TFModel"], path: "Tests/TFTestSupport"),
         .testTarget(name: "TFKernelsTests", dependencies: ["TFKernels", "TFKernelsAVX512", "TFTestSupport"]),
         // Fixtures/: model files written before the header had a kind, which must load unchanged.

@@ -79,6 +79,14 @@ public final class DataLoader {
         public var height = 112
         /// Stop after this many epochs (nil: never).
         public var epochs: Int?
+        /// Distributed training: this rank's share of each global batch. A global batch of
+        /// `batchSize × worldSize` samples is drawn, flipped and dropped exactly as one process with
+        /// that batch size draws it, and dealt by stride (its sample j goes to rank j mod
+        /// `worldSize`, as `DistributedSampler` deals indices), so the ranks together see per step
+        /// what one process with batch W·B sees. Positions are global (the same on every rank).
+        /// Needs `dropLast` when `worldSize > 1`.
+        public var rank = 0
+        public var worldSize = 1
         public init() {}
     }
 
@@ -110,12 +118,15 @@ public final class DataLoader {
         let n = dataset.count
         try require(n > 0, "the dataset is empty")
         try require(options.batchSize >= 1, "batch size must be at least 1, got \(options.batchSize)")
+        try require(options.worldSize >= 1 && options.rank >= 0 && options.rank < options.worldSize,
+                    "rank \(options.rank) is outside a world of \(options.worldSize)")
+        try require(options.worldSize == 1 || options.dropLast, "a distributed loader (world \(options.worldSize)) needs dropLast")
         try require(options.threads >= 1 && options.threads <= 256, "loader threads must be in 1...256, got \(options.threads)")
         try require(options.prefetch >= 1, "prefetch must be at least 1, got \(options.prefetch)")
         try require(options.width >= 1 && options.height >= 1, "image size must be positive")
-        _ = try checkedProduct([options.batchSize, options.width, options.height, 3], what: "batch buffer")
-        try require(!options.dropLast || n >= options.batchSize,
-                    "dropLast with \(n) samples and batch size \(options.batchSize) would never produce a batch")
+        _ = try checkedProduct([options.batchSize, options.worldSize, options.width, options.height, 3], what: "batch buffer")
+        try require(!options.dropLast || n >= options.batchSize * options.worldSize,
+                    "dropLast with \(n) samples and batch size \(options.batchSize) × \(options.worldSize) ranks would never produce a batch")
         let start = resume ?? LoaderPosition.start(seed: options.seed, datasetCount: n)
         if let r = resume {
             try require(r.seed == options.seed, "the resume position belongs to seed \(r.seed), the loader has seed \(options.seed)")
@@ -165,7 +176,7 @@ public final class DataLoader {
 
     /// Batches per epoch.
     public var batchesPerEpoch: Int {
-        let n = dataset.count, b = options.batchSize
+        let n = dataset.count, b = options.batchSize * options.worldSize
         return options.dropLast ? n / b : (n + b - 1) / b
     }
 
@@ -244,7 +255,7 @@ public final class DataLoader {
         /// The next job, under the mutex; nil once the epochs are exhausted.
         func claim() -> Job? {
             if endSeq != nil { return nil }
-            let n = dataset.count, b = options.batchSize
+            let n = dataset.count, b = options.batchSize * options.worldSize
             if index >= n || (options.dropLast && n - index < b) {
                 epoch += 1
                 index = 0
@@ -265,7 +276,9 @@ public final class DataLoader {
             }
             index += count
             let s = flipRNG.state
-            let job = Job(seq: nextClaim, epoch: epoch, indices: indices, flips: flips,
+            let w = options.worldSize, mine = stride(from: options.rank, to: count, by: w)
+            let job = Job(seq: nextClaim, epoch: epoch, indices: w == 1 ? indices : mine.map { indices[$0] },
+                          flips: w == 1 ? flips : mine.map { flips[$0] },
                           after: LoaderPosition(epoch: epoch, index: index, flipState: [s.0, s.1, s.2, s.3],
                                                 seed: options.seed, datasetCount: n))
             nextClaim += 1

@@ -6,15 +6,23 @@ import TFModel
 /// in a `TensorContainer` of kind `.checkpoint`, written atomically. Resuming continues
 /// bit for bit (with the same thread count).
 extension Trainer {
-    /// Saves at an optimizer-step boundary (not in the middle of gradient accumulation).
+    /// Saves at an optimizer-step boundary (not in the middle of gradient accumulation). Over
+    /// several ranks every rank calls it at the same step: each writes its shard, rank 0 the
+    /// manifest `path` last (DistributedCheckpoint.swift).
     public func saveCheckpoint(to path: String) throws {
+        if let comm = communicator, comm.size > 1 { return try saveShardedCheckpoint(to: path, communicator: comm) }
+        try writeCheckpointFile(to: path)
+    }
+
+    /// One checkpoint file: this trainer's tensors (its own class rows when sharded).
+    func writeCheckpointFile(to path: String, metadata: [(key: String, value: String)] = []) throws {
         guard microStep % config.gradientAccumulation == 0 else {
             throw TransFaceError(.misuse, "cannot checkpoint in the middle of gradient accumulation (batch \(microStep % config.gradientAccumulation) of \(config.gradientAccumulation))")
         }
         guard let seeded = dpapRandom as? SeededDPAPRandom else {
             throw TransFaceError(.misuse, "a replaced DPAP random source cannot be checkpointed")
         }
-        let model = try exportModel()
+        let model = try exportModel(metadata: metadata)
         var header = ModelFile.header(of: model)
         var rng = [noiseRNG.state, partialFC.rng.state] + seeded.states
         header.training = .init(configJSON: config.json, step: UInt64(step), microStep: UInt64(microStep),
@@ -22,7 +30,7 @@ extension Trainer {
                                 learningRateScale: learningRateScale)
         rng.removeAll()
         var tensors = ModelFile.tensors(of: model)
-        tensors.append(.init(name: "partial_fc.weight", shape: [config.numClasses, config.model.embeddingSize],
+        tensors.append(.init(name: "partial_fc.weight", shape: [partialFC.numClasses, config.model.embeddingSize],
                              values: UnsafeBufferPointer(partialFC.weight.all)))
         for (name, slab, offset, count) in stateTensors() {
             tensors.append(.init(name: name, shape: [count], values: UnsafeBufferPointer(slab.view(offset, count))))
@@ -35,6 +43,7 @@ extension Trainer {
     /// Continues a run from a checkpoint. `threads` overrides the saved thread count (results
     /// then differ in the last bits from an uninterrupted run).
     public static func resume(from path: String, threads: Int? = nil) throws -> Trainer {
+        if try ShardedCheckpoint.isManifest(path) { return try resume(from: path, threads: threads, communicator: nil) }
         let opened = try TensorContainer.open(.checkpoint, path: path)
         guard let state = opened.header.training else { throw opened.bad("no training state in the checkpoint") }
         var config: TrainerConfig
@@ -51,13 +60,7 @@ extension Trainer {
         // allocated, so a header claiming enormous tensors is refused, not allocated.
         let expected = try stateTensorSizes(config: config)
         let model = try ModelFile.readModel(opened, extraTensors: Set(expected.map(\.name)), options: .init())
-        let records = try opened.recordsByName()
-        for (name, count) in expected {
-            guard let r = records[name] else { throw opened.bad("missing tensor \(name)") }
-            guard r.length == UInt64(count) * UInt64(r.dtype.size) else {  // readModel checked length = shape's
-                throw opened.bad("tensor '\(name)' has shape \(r.dims) (\(r.length) bytes), the configuration needs \(count) values")
-            }
-        }
+        let records = try checkRecords(opened, expected)
         guard state.learningRateScale.isFinite && state.learningRateScale > 0 && state.learningRateScale <= 1 else {
             throw opened.bad("learning-rate scale \(state.learningRateScale) is outside (0, 1]")
         }
@@ -67,13 +70,7 @@ extension Trainer {
         for (name, slab, offset, count) in t.stateTensors() {
             try opened.read(records[name]!, into: slab.view(offset, count), verify: true)
         }
-        guard state.rngState.count == 4 * 6 else { throw opened.bad("\(state.rngState.count / 4) random streams stored, 6 expected") }
-        let words = state.rngState
-        var s: [(UInt64, UInt64, UInt64, UInt64)] = []
-        for i in stride(from: 0, to: words.count, by: 4) { s.append((words[i], words[i + 1], words[i + 2], words[i + 3])) }
-        t.noiseRNG = SeededRNG(state: s[0])
-        t.partialFC.rng = SeededRNG(state: s[1])
-        t.dpapRandom = try SeededDPAPRandom(states: Array(s[2...]))
+        try t.restoreStreams(state.rngState, opened)
         guard state.step <= UInt64(Int32.max) && state.microStep <= UInt64(Int32.max) << 10 else {
             throw opened.bad("saved position (step \(state.step), batch \(state.microStep)) is out of range")
         }
@@ -82,11 +79,22 @@ extension Trainer {
         return t
     }
 
+    /// The noise, Partial FC and DPAP streams from a checkpoint's 6 saved states.
+    func restoreStreams(_ words: [UInt64], _ opened: TensorContainer.Opened) throws {
+        guard words.count == 4 * 6 else { throw opened.bad("\(words.count / 4) random streams stored, 6 expected") }
+        var s: [(UInt64, UInt64, UInt64, UInt64)] = []
+        for i in stride(from: 0, to: words.count, by: 4) { s.append((words[i], words[i + 1], words[i + 2], words[i + 3])) }
+        noiseRNG = SeededRNG(state: s[0])
+        partialFC.rng = SeededRNG(state: s[1])
+        dpapRandom = try SeededDPAPRandom(states: Array(s[2...]))
+    }
+
     /// The class centres and the optimizer moments a trainer of `config` checkpoints, with their
-    /// sizes in floats, computed without allocating anything (the names `stateTensors` gives).
-    static func stateTensorSizes(config: TrainerConfig) throws -> [(name: String, count: Int)] {
+    /// sizes in floats, computed without allocating anything (the names `stateTensors` gives);
+    /// `centreRows` rows of centres (a shard's), all classes when nil.
+    static func stateTensorSizes(config: TrainerConfig, centreRows: Int? = nil) throws -> [(name: String, count: Int)] {
         let c = config.model
-        let (centres, overflow) = config.numClasses.multipliedReportingOverflow(by: c.embeddingSize)
+        let (centres, overflow) = (centreRows ?? config.numClasses).multipliedReportingOverflow(by: c.embeddingSize)
         try require(!overflow, "num_classes × embedding_size overflows")
         let layout = ParameterLayout(config: c)
         let groups = [try ParameterGroup.backbone(layout: layout, config: c, decay: config.decay),

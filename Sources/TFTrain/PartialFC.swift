@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import TFCore
+import TFDistributed
 
 /// The classification head of TransFace training: class centres `W [C × E]`, Partial FC
 /// sampling, `logits = clamp(normalize(emb) · normalize(W_s)ᵀ, −1, 1)` (F.normalize, eps 1e−12),
@@ -22,11 +23,25 @@ import TFCore
 /// `PartialFCAdamW` behaviour; arcface_torch's later `partial_fc_v2` instead updates every
 /// centre's moments with a zero gradient).
 ///
+/// Sharded by class (`shard` and `communicator`, arcface_torch's `PartialFC_V2` over ranks): this
+/// object holds rows `shard.range` of the centres; `forward` takes the whole (all-gathered)
+/// batch with global labels; each rank samples among its own classes (keeping every positive of
+/// the batch that it owns); the softmax is distributed (allreduce of each row's max, then of its
+/// sum of exponentials, then of the per-sample nll); `backward`'s embedding gradient is summed
+/// over ranks (the all-gather's transpose), the centres' stays local. Over a
+/// `SingleProcessCommunicator` every result is bit-identical to the unsharded head.
+///
 /// Memory: parameters and gradients are one slab each; one workspace slab holds everything a step
 /// needs (the largest pieces are two `maxBatch × maxActive` float buffers), so `forward` and
 /// `backward` allocate nothing. GEMMs run in the caller's `WorkerPool` (OpenBLAS single-threaded).
 public final class PartialFC {
+    /// Classes (centre rows) held here: all of them, or the shard's.
     public let numClasses: Int
+    /// First class held here, and the number of classes of the whole head (over every shard).
+    public let classStart: Int
+    public let totalClasses: Int
+    /// Reduces the softmax and the embedding gradient across ranks (nil: one process, no shard).
+    public let communicator: (any Communicator)?
     public let embeddingSize: Int
     public let maxBatch: Int
     /// Fraction of the classes used per step (1 = all, no sampling).
@@ -67,6 +82,8 @@ public final class PartialFC {
     private let labelsOriginal: UnsafeMutablePointer<Int32>  // maxBatch
     private let labelsActive: UnsafeMutablePointer<Int32>    // maxBatch: remapped
     private let positiveMark: UnsafeMutablePointer<UInt8>    // numClasses when sampling
+    private let rowMax: UnsafeMutablePointer<Float>          // maxBatch, sharded only
+    private let rowSum: UnsafeMutablePointer<Double>         // maxBatch, sharded only
 
     private enum Phase { case empty, forwarded, backwarded }
     private var phase = Phase.empty
@@ -78,8 +95,17 @@ public final class PartialFC {
     public private(set) var loss = Double.nan
 
     public init(numClasses: Int, embeddingSize: Int, maxBatch: Int, sampleRate: Double = 1, margin: MarginConfig,
-                rng: SeededRNG = SeededRNG(seed: 0, stream: 0)) throws {
+                rng: SeededRNG = SeededRNG(seed: 0, stream: 0), shard: ClassShard? = nil, communicator: (any Communicator)? = nil) throws {
         try require(numClasses >= 1 && numClasses <= Int(Int32.max), "partial fc: num_classes \(numClasses) is outside 1...\(Int32.max)")
+        try require((shard == nil) == (communicator == nil), "partial fc: a class shard needs a communicator and vice versa")
+        if let shard {
+            try require(shard.total == numClasses && shard.count >= 1 && shard.start >= 0 && shard.start + shard.count <= numClasses,
+                        "partial fc: shard \(shard.start)..<\(shard.start + shard.count) does not fit \(numClasses) classes")
+        }
+        totalClasses = numClasses
+        classStart = shard?.start ?? 0
+        self.communicator = communicator
+        let numClasses = shard?.count ?? numClasses
         try require(embeddingSize >= 1, "partial fc: embedding size \(embeddingSize) must be positive")
         try require(maxBatch >= 1, "partial fc: max batch \(maxBatch) must be positive")
         try require(sampleRate.isFinite && sampleRate > 0 && sampleRate <= 1, "partial fc: sample_rate \(sampleRate) is outside (0, 1]")
@@ -117,6 +143,9 @@ public final class PartialFC {
         labelsActive = .allocate(capacity: maxBatch)
         positiveMark = .allocate(capacity: sampled ? numClasses : 1)
         positiveMark.initialize(repeating: 0, count: sampled ? numClasses : 1)
+        let rows = communicator == nil ? 1 : maxBatch
+        rowMax = .allocate(capacity: rows)
+        rowSum = .allocate(capacity: rows)
         if !sampled { for c in 0..<numClasses { index[c] = Int32(c) } }
         activeCount = sampled ? 0 : numClasses
         BLAS.useSingleThread()
@@ -127,6 +156,8 @@ public final class PartialFC {
         labelsOriginal.deallocate()
         labelsActive.deallocate()
         positiveMark.deallocate()
+        rowMax.deallocate()
+        rowSum.deallocate()
     }
 
     /// `torch.normal(0, std, (C, E))` from our stream (the official draws differ).
@@ -150,7 +181,7 @@ public final class PartialFC {
         }
         for b in 0..<batch {
             let y = labels[b]
-            try require(y >= 0 && Int(y) < numClasses, "partial fc: label \(y) of sample \(b) is outside 0..<\(numClasses)")
+            try require(y >= 0 && Int(y) < totalClasses, "partial fc: label \(y) of sample \(b) is outside 0..<\(totalClasses)")
             labelsOriginal[b] = y
             weightsCopy[b] = sampleWeights?[b] ?? 1
         }
@@ -167,7 +198,11 @@ public final class PartialFC {
             }
         } else {
             activeCount = numClasses
-            labelsActive.update(from: labelsOriginal, count: batch)
+            if communicator == nil {
+                labelsActive.update(from: labelsOriginal, count: batch)
+            } else {
+                for b in 0..<batch { labelsActive[b] = localClass(labelsOriginal[b]).map(Int32.init) ?? -1 }
+            }
         }
 
         let e = embeddingSize, s = activeCount
@@ -186,6 +221,12 @@ public final class PartialFC {
         }
         // margin → softmax → nll, per row
         let config = margin
+        if let communicator {
+            try distributedSoftmax(communicator, batch: batch, pool: pool)
+            loss = WeightedCrossEntropy.loss(nll: nll, weights: weightsCopy, batch: batch)
+            phase = .forwarded
+            return loss
+        }
         Self.parallel(pool, batch) { r in
             for b in r {
                 let row = self.scratch + b * s
@@ -201,7 +242,7 @@ public final class PartialFC {
     /// Convenience for tests and tools (allocates): labels as `Int`.
     @discardableResult
     public func forward(embeddings: [Float], labels: [Int], sampleWeights: [Float]? = nil, pool: WorkerPool? = nil) throws -> Double {
-        for y in labels { try require(y >= 0 && y < numClasses, "partial fc: label \(y) is outside 0..<\(numClasses)") }
+        for y in labels { try require(y >= 0 && y < totalClasses, "partial fc: label \(y) is outside 0..<\(totalClasses)") }
         let l32 = labels.map { Int32($0) }
         return try embeddings.withUnsafeBufferPointer { e in
             try l32.withUnsafeBufferPointer { l in
@@ -219,7 +260,7 @@ public final class PartialFC {
     private func sample(batch: Int) {
         var positives = 0
         for b in 0..<batch {
-            let y = Int(labelsOriginal[b])
+            guard let y = localClass(labelsOriginal[b]) else { continue }
             if positiveMark[y] == 0 { positiveMark[y] = 1; positives += 1 }
         }
         var n = 0
@@ -239,11 +280,12 @@ public final class PartialFC {
         } else {
             for c in 0..<numClasses where positiveMark[c] != 0 { index[n] = Int32(c); n += 1 }
         }
-        for b in 0..<batch { positiveMark[Int(labelsOriginal[b])] = 0 }
+        for b in 0..<batch { if let y = localClass(labelsOriginal[b]) { positiveMark[y] = 0 } }
         activeCount = n
-        // searchsorted(index, label)
+        // searchsorted(index, label); −1 for a label of another shard
         for b in 0..<batch {
-            let y = labelsOriginal[b]
+            guard let local = localClass(labelsOriginal[b]) else { labelsActive[b] = -1; continue }
+            let y = Int32(local)
             var lo = 0, hi = n
             while lo < hi {
                 let mid = (lo + hi) / 2
@@ -251,6 +293,39 @@ public final class PartialFC {
             }
             labelsActive[b] = Int32(lo)
         }
+    }
+
+    /// A global label's row in this shard, nil when another rank holds it.
+    @inline(__always)
+    private func localClass(_ y: Int32) -> Int? {
+        let local = Int(y) - classStart
+        return local >= 0 && local < numClasses ? local : nil
+    }
+
+    /// The softmax of `forward` with every row split over the ranks: each phase of
+    /// `WeightedCrossEntropy.forwardRow` on the local classes, the row max and sum reduced
+    /// between them, then the per-sample nll (non-zero only on the rank holding the label).
+    private func distributedSoftmax(_ communicator: any Communicator, batch: Int, pool: WorkerPool?) throws {
+        let s = activeCount, config = margin
+        Self.parallel(pool, batch) { r in
+            for b in r {
+                let row = self.scratch + b * s
+                MarginSoftmax.forwardRow(config, raw: self.rawCos + b * s, out: row, classes: s, label: Int(self.labelsActive[b]))
+                self.rowMax[b] = WeightedCrossEntropy.rowMax(row, classes: s)
+            }
+        }
+        try communicator.allreduceMax(UnsafeMutableBufferPointer(start: rowMax, count: batch))
+        Self.parallel(pool, batch) { r in
+            for b in r { self.rowSum[b] = WeightedCrossEntropy.exponentiateRow(self.scratch + b * s, classes: s, max: self.rowMax[b]) }
+        }
+        try communicator.allreduceSum(UnsafeMutableBufferPointer(start: rowSum, count: batch))
+        Self.parallel(pool, batch) { r in
+            for b in r {
+                self.nll[b] = WeightedCrossEntropy.normalizeRow(self.scratch + b * s, classes: s, sum: self.rowSum[b],
+                                                                label: Int(self.labelsActive[b]))
+            }
+        }
+        try communicator.allreduceSum(UnsafeMutableBufferPointer(start: nll, count: batch))
     }
 
     // MARK: backward
@@ -289,6 +364,8 @@ public final class PartialFC {
             BLAS.gemm(m: batch, n: hi - lo, k: s, a: g, lda: s, b: aw + lo, ldb: e, transposeB: false,
                       c: self.dxHat + lo, ldc: e)
         }
+        // Sharded: every rank's classes contribute to every sample's gradient.
+        try communicator?.allreduceSum(UnsafeMutableBufferPointer(start: dxHat, count: batch * e))
         Self.normalizeBackward(x: xh, norms: xNorm, gradNormalized: dxHat, out: embeddingGradient.baseAddress!, rows: batch, cols: e)
         // dW_s = through normalize of (G'ᵀ · x̂), split over classes; scattered when sampling.
         Self.runBlocks(pool, s) { lo, hi in

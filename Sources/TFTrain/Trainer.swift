@@ -1,4 +1,5 @@
 import TFCore
+import TFDistributed
 import TFModel
 
 
@@ -7,6 +8,9 @@ import TFModel
 /// `step` runs the official iteration: a train-mode pass without gradient ranks patches by SE
 /// weight, DPAP mixes amplitude spectra, the second pass computes the EHSM-weighted margin
 /// loss, then backward, clipping of the backbone and one optimizer step. One thread at a time.
+///
+/// Distributed (a `communicator`; see Trainer+Distributed.swift): data parallel over the ranks,
+/// each rank's `batchSize` images per step, Partial FC sharded by class.
 public final class Trainer {
     public let config: TrainerConfig
     public let layout: ParameterLayout
@@ -44,8 +48,13 @@ public final class Trainer {
     private var metadata: [(key: String, value: String)]
     // Step buffers, cut from one slab allocated once.
     private let stepSlab: FloatSlab
-    private let embeddingGradient, sampleWeights, sampleWeightGradient, patchStdGradient: UnsafeMutableBufferPointer<Float>
+    let embeddingGradient, sampleWeights, sampleWeightGradient, patchStdGradient: UnsafeMutableBufferPointer<Float>
     private let dpapImages, dpapInput, centreGradientSum: UnsafeMutableBufferPointer<Float>
+    /// The ranks trained with (nil: one process). The gathered batch of the head: every rank's
+    /// embeddings, labels and EHSM weights in rank order (empty in one process).
+    public let communicator: (any Communicator)?
+    let globalEmbeddings, globalSampleWeights: UnsafeMutableBufferPointer<Float>
+    var globalLabels: [Int32]
 
     /// What one call of `step` did.
     public struct StepResult {
@@ -68,8 +77,16 @@ public final class Trainer {
 
     /// A trainer starting from `initialModel`'s weights, or from the official initialisation
     /// (seeded by `config.seed`) when nil. The model must have the configured architecture.
-    public init(config: TrainerConfig, initialModel: TransFaceModel? = nil) throws {
+    /// `communicator`: the ranks to train with; nil trains in one process unless the configuration
+    /// has a `"distributed"` block, which loads Open MPI (`MPICommunicator`).
+    public init(config: TrainerConfig, initialModel: TransFaceModel? = nil, communicator: (any Communicator)? = nil) throws {
         self.config = config
+        let comm: (any Communicator)? = try communicator ?? (config.distributed != nil ? MPICommunicator() : nil)
+        self.communicator = comm
+        let rank = comm?.rank ?? 0, world = comm?.size ?? 1
+        try require(config.numClasses >= world, "num_classes \(config.numClasses) is fewer than the \(world) ranks that shard them")
+        // Rank 0's streams are the single-process ones; every other rank has its own.
+        let rankStream = UInt64(rank) << 48
         let c = config.model
         layout = ParameterLayout(config: c)
         if let m = initialModel {
@@ -99,11 +116,14 @@ public final class Trainer {
         group = try ParameterGroup.backbone(layout: layout, config: c, decay: config.decay)
         clipper = GradientClipper(group: group)
         var centreRNG = SeededRNG(seed: config.seed, stream: 0x5046_4300)
-        partialFC = try PartialFC(numClasses: config.numClasses, embeddingSize: c.embeddingSize, maxBatch: config.batchSize,
+        let shard = comm.map { ClassShard(total: config.numClasses, rank: $0.rank, size: $0.size) }
+        partialFC = try PartialFC(numClasses: config.numClasses, embeddingSize: c.embeddingSize, maxBatch: world * config.batchSize,
                                   sampleRate: config.sampleRate, margin: config.margin,
-                                  rng: SeededRNG(seed: config.seed, stream: 0x5046_4301))
+                                  rng: SeededRNG(seed: config.seed, stream: 0x5046_4301 &+ rankStream), shard: shard, communicator: comm)
+        // Every shard holds its rows of the one initial matrix the single process draws.
+        for _ in 0..<((shard?.start ?? 0) * c.embeddingSize) { _ = centreRNG.normal() }
         partialFC.initializeCentres(rng: &centreRNG)
-        let centres = try ParameterGroup.single(name: "partial_fc.weight", count: config.numClasses * c.embeddingSize,
+        let centres = try ParameterGroup.single(name: "partial_fc.weight", count: partialFC.numClasses * c.embeddingSize,
                                                 decay: config.decay.decays(name: "partial_fc.weight", shape: [config.numClasses, c.embeddingSize]))
         switch config.optimizer {
         case .adamw:
@@ -120,11 +140,13 @@ public final class Trainer {
         scheduler = try PolyScheduler(baseLR: config.learningRate, maxSteps: config.maxSteps, warmupSteps: config.warmupSteps)
         ehsm = try config.ehsm.map { try EHSM(config: $0, patches: c.numPatches) }
         dpap = try config.dpap.map { try DPAP(config: $0) }
-        noiseRNG = SeededRNG(seed: config.seed, stream: 0x4E4F_4953)
-        dpapRandom = SeededDPAPRandom(seed: config.seed)
+        noiseRNG = SeededRNG(seed: config.seed, stream: 0x4E4F_4953 &+ rankStream)
+        dpapRandom = SeededDPAPRandom(seed: config.seed, stream: UInt64(rank))
         let b = config.batchSize, images = config.dpap == nil ? 0 : b * c.imgSize * c.imgSize * 3
-        let sizes = [b * c.embeddingSize, b, b, b * c.numPatches, images, images,
-                     config.gradientAccumulation > 1 ? config.numClasses * c.embeddingSize : 0]
+        let gathered = comm == nil ? 0 : world * b
+        let sizes = [world * b * c.embeddingSize, b, world * b, b * c.numPatches, images, images,
+                     config.gradientAccumulation > 1 ? partialFC.numClasses * c.embeddingSize : 0,
+                     gathered * c.embeddingSize, gathered]
         var plan = SlabPlanner()
         let offsets = sizes.map { plan.reserve($0) }
         let slab = try FloatSlab(count: plan.total)
@@ -132,6 +154,8 @@ public final class Trainer {
         let v = zip(offsets, sizes).map { slab.view($0, $1) }
         (embeddingGradient, sampleWeights, sampleWeightGradient, patchStdGradient) = (v[0], v[1], v[2], v[3])
         (dpapImages, dpapInput, centreGradientSum) = (v[4], v[5], v[6])
+        (globalEmbeddings, globalSampleWeights) = (v[7], v[8])
+        globalLabels = [Int32](repeating: 0, count: gathered)
     }
 
     /// Moves the step counters (optimizers, schedule) to a saved position.
@@ -197,10 +221,7 @@ public final class Trainer {
             // Pass 1 (train mode, no gradient): SE weights rank the patches.
             try forward.run(weights: weights, input: input, count: b, mode: .train(updateRunningStatistics: true), noise: drawNoise())
             try computeSampleWeights()
-            firstPassLoss = try labels.withUnsafeBufferPointer { l in
-                try partialFC.forward(embeddings: forward.embeddings, labels: l, batch: b,
-                                      sampleWeights: ehsm == nil ? nil : UnsafeBufferPointer(sampleWeights), pool: pool)
-            }
+            firstPassLoss = try labels.withUnsafeBufferPointer { try headForward(labels: $0) }
             lap("first pass")
             let count = b * c.imgSize * c.imgSize * 3
             normalization.originalScale(fromRGB8: images, count: count, into: dpapImages.baseAddress!)
@@ -215,18 +236,17 @@ public final class Trainer {
         try forward.run(weights: weights, input: input, count: b, mode: .train(updateRunningStatistics: true), noise: drawNoise())
         lap("forward")
         try computeSampleWeights()
-        let loss = try labels.withUnsafeBufferPointer { l in
-            try partialFC.forward(embeddings: forward.embeddings, labels: l, batch: b,
-                                  sampleWeights: ehsm == nil ? nil : UnsafeBufferPointer(sampleWeights), pool: pool)
-        }
+        let loss = try labels.withUnsafeBufferPointer { try headForward(labels: $0) }
         guard loss.isFinite else { return try restoreAndReport("the loss") }
         let paper = config.ehsm?.mode == .paper
         try partialFC.backward(embeddingGradient: embeddingGradient, sampleWeightGradient: paper ? sampleWeightGradient : nil, pool: pool)
+        // This rank's rows of the (gathered) batch.
+        let own = (communicator?.rank ?? 0) * b
         if paper, let ehsm {
-            try ehsm.backward(patchStd: forward.patchStd, batch: b, weightGradient: UnsafeBufferPointer(sampleWeightGradient),
-                              into: patchStdGradient)
+            try ehsm.backward(patchStd: forward.patchStd, batch: b,
+                              weightGradient: UnsafeBufferPointer(rebasing: sampleWeightGradient[own..<(own + b)]), into: patchStdGradient)
         }
-        try backward.run(weights: weights, grads: gradientWeights, forward: forward, dEmbedding: embeddingGradient.baseAddress!,
+        try backward.run(weights: weights, grads: gradientWeights, forward: forward, dEmbedding: embeddingGradient.baseAddress! + own * c.embeddingSize,
                          dPatchStd: paper ? UnsafePointer(patchStdGradient.baseAddress!) : nil)
         lap("backward")
         if config.gradientAccumulation > 1 {
@@ -237,6 +257,10 @@ public final class Trainer {
             return StepResult(loss: loss, firstPassLoss: firstPassLoss, learningRate: learningRate, gradientNorm: .nan,
                               clipCoefficient: .nan, optimizerStepped: false, skipped: false, imagesAugmented: augmented,
                               timings: timings)
+        }
+        if communicator != nil {
+            try allreduceGradients()
+            lap("allreduce")
         }
         if config.gradientAccumulation > 1 {
             let scale = 1 / Float(config.gradientAccumulation)
@@ -261,6 +285,7 @@ public final class Trainer {
         scheduler.step()
         step += 1
         lap("optimizer")
+        try verifyReplicasIfDue()
         return StepResult(loss: loss, firstPassLoss: firstPassLoss, learningRate: lr, gradientNorm: norm,
                           clipCoefficient: coefficient, optimizerStepped: true, skipped: false, imagesAugmented: augmented,
                           timings: timings)

@@ -21,7 +21,8 @@ import TFModel
 ///            "gamma": 1.0, "top_k": null},
 ///   "batch_size": 32, "gradient_accumulation": 1, "seed": 2048, "threads": 1,
 ///   "non_finite": "refuse" | "skip" | "reduce_lr",
-///   "non_finite_lr_factor": 0.5 }     // reduce_lr only
+///   "non_finite_lr_factor": 0.5,      // reduce_lr only
+///   "distributed": {"backend": "mpi", "checksum_every": 100} }   // absent or null: one process
 /// ```
 public struct TrainerConfig {
     public var model: ViTConfig
@@ -54,6 +55,8 @@ public struct TrainerConfig {
     /// accumulated gradient (gradient accumulation) is dropped.
     public enum NonFinitePolicy: Equatable, Sendable { case refuse, skip, reduceLearningRate(factor: Double) }
     public var nonFinite: NonFinitePolicy
+    /// Data-parallel training over the ranks of an MPI job (`batch_size` is then per rank); nil: one process.
+    public var distributed: DistributedConfig? = nil
     /// The JSON text this configuration was read from (stored in checkpoints).
     public let json: String
 
@@ -171,6 +174,12 @@ public struct TrainerConfig {
         if root.has("non_finite_lr_factor") && (nonFinite == .refuse || nonFinite == .skip) {
             throw TransFaceError.invalidArgument("config.non_finite_lr_factor is only for \"non_finite\": \"reduce_lr\"")
         }
+        var distributed: DistributedConfig?
+        if var d = try root.object("distributed") {
+            _ = try d.string("backend", default: "mpi", oneOf: ["mpi"])
+            distributed = DistributedConfig(checksumEvery: try d.integer("checksum_every", default: 100, in: 0...Int(Int32.max)))
+            try d.finish()
+        }
         try root.finish()
         if dpap != nil && !model.seGate {
             throw TransFaceError.invalidArgument("config: DPAP ranks patches by the SE module's weights; with \"se_gate\": false set \"dpap\": {\"enabled\": false}")
@@ -179,7 +188,7 @@ public struct TrainerConfig {
                              learningRate: lr, weightDecay: wd, betas: betas, eps: eps, momentum: momentum, decay: decay,
                              warmupSteps: warmup, maxSteps: maxSteps, clipGradNorm: clip, dpap: dpap, ehsm: ehsm,
                              batchSize: batchSize, gradientAccumulation: accumulation, seed: seed, threads: threads,
-                             nonFinite: nonFinite, json: text)
+                             nonFinite: nonFinite, distributed: distributed, json: text)
     }
 }
 
@@ -192,6 +201,15 @@ extension TrainerConfig: Equatable {
             && a.warmupSteps == b.warmupSteps && a.maxSteps == b.maxSteps && a.clipGradNorm == b.clipGradNorm
             && a.dpap == b.dpap && a.ehsm == b.ehsm && a.batchSize == b.batchSize
             && a.gradientAccumulation == b.gradientAccumulation && a.seed == b.seed && a.threads == b.threads
-            && a.nonFinite == b.nonFinite
+            && a.nonFinite == b.nonFinite && a.distributed == b.distributed
     }
+}
+
+/// The `"distributed"` block: the backend is Open MPI (loaded at run time, `MPICommunicator`).
+public struct DistributedConfig: Equatable, Sendable {
+    /// Every this many optimizer steps the ranks compare a checksum of the weights and stop with
+    /// an error when they differ (0: never).
+    public var checksumEvery: Int
+
+    public init(checksumEvery: Int = 100) { self.checksumEvery = checksumEvery }
 }

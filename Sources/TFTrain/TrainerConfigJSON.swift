@@ -3,7 +3,7 @@ import TFModel
 extension TrainerConfig {
     /// Every setting of this configuration as the JSON `parse` reads, nothing left to a default:
     /// `parse(c.resolvedJSON.text) == c`. Keys in the order `TrainerConfig`'s documentation lists
-    /// them; `model` only for `arch: "custom"`, `non_finite_lr_factor` only for `reduce_lr`.
+    /// them; `model` only for `arch: "custom"`, `non_finite_lr_factor` only for `reduce_lr`, `distributed` only when set.
     public var resolvedJSON: JSONValue {
         var members: [(key: String, value: JSONValue)] = [("arch", .string(model.arch))]
         if model.arch == "custom" {
@@ -39,6 +39,9 @@ extension TrainerConfig {
         case .refuse: members.append(("non_finite", .string("refuse")))
         case .skip: members.append(("non_finite", .string("skip")))
         case .reduceLearningRate(let factor): members += [("non_finite", .string("reduce_lr")), ("non_finite_lr_factor", .number(factor))]
+        }
+        if let distributed {
+            members.append(("distributed", .object([("backend", .string("mpi")), ("checksum_every", int(distributed.checksumEvery))])))
         }
         return .object(members)
     }

@@ -17,14 +17,37 @@ public enum WeightedCrossEntropy {
     /// `nll = −log(max(p_y, 1e−30))` (0 when `label < 0`: the row has no target).
     @discardableResult
     public static func forwardRow(_ row: UnsafeMutablePointer<Float>, classes: Int, label: Int) -> Float {
+        let m = rowMax(row, classes: classes)
+        let sum = exponentiateRow(row, classes: classes, max: m)
+        return normalizeRow(row, classes: classes, sum: sum, label: label)
+    }
+
+    // The three phases of `forwardRow`, for a row split over ranks (class-sharded Partial FC):
+    // the max and the sum are reduced across ranks between them.
+
+    /// The row's largest logit (−∞ for an empty row).
+    @inline(__always)
+    public static func rowMax(_ row: UnsafePointer<Float>, classes: Int) -> Float {
         var m = -Float.infinity
         for c in 0..<classes where row[c] > m { m = row[c] }
+        return m
+    }
+
+    /// `row[c] ← exp(row[c] − max)`; returns the sum in Double.
+    @inline(__always)
+    public static func exponentiateRow(_ row: UnsafeMutablePointer<Float>, classes: Int, max m: Float) -> Double {
         var sum = 0.0
         for c in 0..<classes {
             let e = expf(row[c] - m)
             row[c] = e
             sum += Double(e)
         }
+        return sum
+    }
+
+    /// `row[c] ← row[c] / Float(sum)`; returns `−log max(p_label, 1e−30)` (0 when `label < 0`).
+    @inline(__always)
+    public static func normalizeRow(_ row: UnsafeMutablePointer<Float>, classes: Int, sum: Double, label: Int) -> Float {
         let denominator = Float(sum)
         for c in 0..<classes { row[c] /= denominator }
         guard label >= 0 else { return 0 }

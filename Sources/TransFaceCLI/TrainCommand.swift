@@ -1,6 +1,7 @@
 import ArgumentParser
 import TFCore
 import TFData
+import TFDistributed
 import TFEval
 import TFModel
 import TFTrain
@@ -27,6 +28,12 @@ struct TrainCommand: ParsableCommand {
 
             Ctrl-C (or SIGTERM) finishes the current step, writes a checkpoint and exits with status \
             130; `transface train --resume OUTPUT/checkpoints/step-N.tfc` continues exactly where it stopped.
+
+            Distributed: with a "distributed" block in the trainer settings (`--set \
+            trainer.distributed.backend=mpi`), `mpirun -np N transface train ...` trains data parallel \
+            over N ranks (Open MPI, loaded at run time), batch_size images per rank and step; rank 0 \
+            logs, evaluates and writes model.tfm, every rank writes its checkpoint shard. A checkpoint \
+            resumes at any world size (the global batch is kept); without the block it resumes in one process.
             """)
 
     @Option(name: .long, help: "Run configuration: a JSON file or a shipped config name (see `transface configs`).")
@@ -57,23 +64,45 @@ struct TrainCommand: ParsableCommand {
     }
 
     func run() throws {
+        var communicator: (any Communicator)?
+        do {
+            try train(&communicator)
+            if communicator != nil { try MPICommunicator.finalize() }
+        } catch let e as ExitCode {
+            if communicator != nil { try MPICommunicator.finalize() }
+            throw e
+        } catch {
+            // The other ranks would wait in their next collective: end the whole job.
+            if let comm = communicator, comm.size > 1 {
+                fputs("Error (rank \(comm.rank) of \(comm.size)): \(error)\n", stderr)
+                comm.abort(code: 1)
+            }
+            throw error
+        }
+    }
+
+    private func train(_ communicator: inout (any Communicator)?) throws {
         // The configuration as run (bases merged, then overrides and --output applied) is saved as
         // run.json, which a resume without --config reads.
         var document = try JSONValue.parse(try TrainRunConfig.applyingAll(overrides, to: try runConfigText()))
         if let output { document = try TrainRunConfig.setting(["output"], to: .string(output), in: document) }
         let run = try TrainRunConfig.parse(document.text)
         try DataFiles.makeDirectories(run.output + "/checkpoints")
-        try CLISupport.write(document.text, to: run.output + "/run.json")
 
         let data = try TrainData(run)
         let trainer: Trainer
+        var json = try run.trainerJSON(datasetCount: data.dataset.count, datasetClasses: data.dataset.numClasses)
+        if let threads { json = try TrainRunConfig.applying("threads=\(threads)", to: try JSONValue.parse(json)).text }
+        // The run's trainer settings say whether this is one rank of an MPI job (also on resume).
+        let settings = resume == nil ? try TrainerConfig.parse(json) : try? TrainerConfig.parse(json)
+        communicator = settings?.distributed != nil ? try MPICommunicator() : nil
         if let resume {
-            trainer = try Trainer.resume(from: resume, threads: threads)
+            trainer = try Trainer.resume(from: resume, threads: threads, communicator: communicator)
         } else {
-            var json = try run.trainerJSON(datasetCount: data.dataset.count, datasetClasses: data.dataset.numClasses)
-            if let threads { json = try TrainRunConfig.applying("threads=\(threads)", to: try JSONValue.parse(json)).text }
-            trainer = try Trainer(config: try TrainerConfig.parse(json))
+            trainer = try Trainer(config: settings!, communicator: communicator)
         }
+        let lead = trainer.rank == 0  // logs, evaluates, writes run.json and the model
+        if lead { try CLISupport.write(document.text, to: run.output + "/run.json") }
         let c = trainer.config
         if let classes = data.dataset.numClasses, classes > c.numClasses {
             throw TransFaceError.invalidArgument("the data has \(classes) classes, the trainer \(c.numClasses) (trainer.num_classes)")
@@ -85,16 +114,19 @@ struct TrainCommand: ParsableCommand {
         options.flip = run.flip
         options.width = c.model.imgSize
         options.height = c.model.imgSize
+        options.rank = trainer.rank
+        options.worldSize = trainer.worldSize
         let position = trainer.samplerState.isEmpty ? nil : try LoaderPosition(words: Self.words(trainer.samplerState))
         let loader = try DataLoader(dataset: data.dataset, decode: data.decoder(size: c.model.imgSize, template: trainer.preprocess.alignTemplate),
                                     options: options, resume: position)
         defer { loader.close() }
 
         let lastStep = min(c.maxSteps, stopAfter ?? c.maxSteps)
-        let progress = try TrainProgress(logPath: run.output + "/train.jsonl", totalSteps: c.maxSteps, batchSize: c.batchSize * c.gradientAccumulation,
-                                         firstStep: trainer.step, live: plainProgress ? false : nil)
+        let progress = try TrainProgress(logPath: lead ? run.output + "/train.jsonl" : "/dev/null", totalSteps: c.maxSteps,
+                                         batchSize: c.batchSize * c.gradientAccumulation * trainer.worldSize,
+                                         firstStep: trainer.step, live: plainProgress || !lead ? false : nil, quiet: !lead)
         let validator = try Validator(run.valTargets, preferLandmarks: run.preferLandmarks, threads: c.threads)
-        progress.note("start", step: trainer.step, "training \(c.model.arch) (D \(c.model.embedDim), depth \(c.model.depth)) on \(data.dataset.count) images of \(c.numClasses) classes: steps \(trainer.step + 1)...\(lastStep) of \(c.maxSteps), batch \(c.batchSize), \(c.threads) threads",
+        progress.note("start", step: trainer.step, "training \(c.model.arch) (D \(c.model.embedDim), depth \(c.model.depth)) on \(data.dataset.count) images of \(c.numClasses) classes: steps \(trainer.step + 1)...\(lastStep) of \(c.maxSteps), batch \(c.batchSize)\(trainer.worldSize > 1 ? " × \(trainer.worldSize) ranks" : ""), \(c.threads) threads",
                       fields: "\"images\":\(data.dataset.count),\"classes\":\(c.numClasses),\"max_steps\":\(c.maxSteps)")
         InterruptFlag.install()
 
@@ -111,12 +143,12 @@ struct TrainCommand: ParsableCommand {
             if result.skipped { progress.note("skipped", step: trainer.step, "step \(trainer.step + 1): non-finite loss or gradients, batch skipped") }
             progress.step(trainer.step, loss: result.loss, lr: result.learningRate, skipped: result.skipped, logEvery: run.logEvery)
             let boundary = trainer.microStep % c.gradientAccumulation == 0
-            if boundary && InterruptFlag.raised {
+            if try boundary && Self.interrupted(communicator) {
                 try checkpoint()
                 progress.note("interrupted", step: trainer.step, "interrupted at step \(trainer.step); resume with: transface train --resume \(checkpoints.latest ?? "")")
                 throw ExitCode(130)
             }
-            if run.valEvery > 0 && trainer.step % run.valEvery == 0 && trainer.step < lastStep {
+            if lead && run.valEvery > 0 && trainer.step % run.valEvery == 0 && trainer.step < lastStep {
                 try validator.run(try trainer.exportModel(), step: trainer.step, progress: progress)
             }
             if run.checkpointEvery > 0 && trainer.step % run.checkpointEvery == 0 && trainer.step < lastStep { try checkpoint() }
@@ -126,6 +158,7 @@ struct TrainCommand: ParsableCommand {
             progress.note("stopped", step: trainer.step, "stopped at step \(trainer.step) of \(c.maxSteps) (--stop-after)")
             return
         }
+        guard lead else { return }
         let model = try trainer.exportModel(metadata: [("trained_steps", "\(trainer.step)")])
         try ModelFile.write(model, to: run.output + "/model.tfm")
         progress.note("finished", step: trainer.step, "finished \(trainer.step) steps: model \(run.output)/model.tfm",
@@ -146,6 +179,13 @@ struct TrainCommand: ParsableCommand {
         return try RunConfigBases.resolved(text: try DataFiles.readText(path), name: path).text
     }
 
+    /// Ctrl-C/SIGTERM seen (by any rank: they must stop at the same step to checkpoint together).
+    private static func interrupted(_ communicator: (any Communicator)?) throws -> Bool {
+        var flag = [InterruptFlag.raised ? 1.0 : 0.0]
+        try flag.withUnsafeMutableBufferPointer { try communicator?.allreduceMax($0) }
+        return flag[0] != 0
+    }
+
     private static func bytes(_ words: [UInt64]) -> [UInt8] {
         words.flatMap { w in (0..<8).map { UInt8(truncatingIfNeeded: w >> (8 * $0)) } }
     }
@@ -157,7 +197,8 @@ struct TrainCommand: ParsableCommand {
 }
 
 /// Checkpoints of a run: `step-NNNNNNNN.tfc`, the newest `keep` kept. Each is written atomically
-/// (temporary file, fsync, rename), so a crash leaves the previous ones intact.
+/// (temporary file, fsync, rename), so a crash leaves the previous ones intact. Distributed, the
+/// `.tfc` is the manifest of the ranks' shards; rank 0 deletes old manifests with their shards.
 struct CheckpointFolder {
     let path: String
     let keep: Int
@@ -174,7 +215,7 @@ struct CheckpointFolder {
         try trainer.saveCheckpoint(to: file)
         latest = file
         let all = try DataFiles.list(path).filter { $0.hasPrefix("step-") && $0.hasSuffix(".tfc") }.sorted()
-        for old in all.dropLast(keep) { unlink(path + "/" + old) }
+        if trainer.rank == 0 { for old in all.dropLast(keep) { ShardedCheckpoint.remove(path + "/" + old) } }
         return file
     }
 }

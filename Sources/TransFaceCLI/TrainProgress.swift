@@ -17,8 +17,10 @@ final class TrainProgress {
     private var window: (time: Double, step: Int, loss: Double, count: Int)
     private var lastLive = 0.0
     private let firstStep: Int
+    /// Prints nothing (ranks other than 0 of a distributed run).
+    private let quiet: Bool
 
-    init(logPath: String, totalSteps: Int, batchSize: Int, firstStep: Int, live: Bool? = nil) throws {
+    init(logPath: String, totalSteps: Int, batchSize: Int, firstStep: Int, live: Bool? = nil, quiet: Bool = false) throws {
         guard let f = fopen(logPath, "a") else {
             throw TransFaceError.io("cannot open '\(logPath)' for appending: \(String(cString: strerror(errno)))")
         }
@@ -27,6 +29,7 @@ final class TrainProgress {
         self.totalSteps = totalSteps
         self.batchSize = batchSize
         self.firstStep = firstStep
+        self.quiet = quiet
         window = (start, firstStep, 0, 0)
     }
 
@@ -50,7 +53,7 @@ final class TrainProgress {
         let windowRate = Double(step - window.step) * Double(batchSize) / max(span, 1e-9)
         let meanLoss = window.count > 0 ? window.loss / Double(window.count) : .nan
         record("{\"event\":\"step\",\"step\":\(step),\"total_steps\":\(totalSteps),\"loss\":\(TextFormat.jsonNumber(meanLoss)),\"lr\":\(TextFormat.jsonNumber(lr)),\"images_per_second\":\(TextFormat.jsonNumber(windowRate)),\"elapsed_seconds\":\(TextFormat.jsonNumber(now - start)),\"skipped\":\(skipped)}")
-        if !live {
+        if !live && !quiet {
             print("step \(step)/\(totalSteps)  loss \(TextFormat.fixed(meanLoss, 4))  lr \(scientific(lr))  \(TextFormat.fixed(windowRate, 1)) img/s  ETA \(duration(remaining))")
             fflush(stdout)
         }
@@ -61,7 +64,7 @@ final class TrainProgress {
     func evaluation(step: Int, name: String, report: Verification.Report, seconds: Double) {
         clearLine()
         record("{\"event\":\"eval\",\"step\":\(step),\"target\":\(JSONText.quoted(name)),\"pairs\":\(report.pairs),\"accuracy\":\(TextFormat.jsonNumber(report.accuracyMean)),\"accuracy_std\":\(TextFormat.jsonNumber(report.accuracyStd)),\"best_threshold\":\(TextFormat.jsonNumber(report.bestThreshold)),\"val\":\(TextFormat.jsonNumber(report.valMean)),\"far\":\(TextFormat.jsonNumber(report.farMean)),\"xnorm\":\(TextFormat.jsonNumber(report.xnorm)),\"seconds\":\(TextFormat.jsonNumber(seconds))}")
-        print("[\(name)] step \(step): accuracy \(TextFormat.fixed(100 * report.accuracyMean, 2)) ± \(TextFormat.fixed(100 * report.accuracyStd, 2)) %  (\(report.pairs) pairs, \(TextFormat.fixed(seconds, 1)) s)")
+        if !quiet { print("[\(name)] step \(step): accuracy \(TextFormat.fixed(100 * report.accuracyMean, 2)) ± \(TextFormat.fixed(100 * report.accuracyStd, 2)) %  (\(report.pairs) pairs, \(TextFormat.fixed(seconds, 1)) s)") }
         fflush(stdout)
     }
 
@@ -69,7 +72,7 @@ final class TrainProgress {
     func note(_ event: String, step: Int, _ message: String, fields: String = "") {
         clearLine()
         record("{\"event\":\(JSONText.quoted(event)),\"step\":\(step)\(fields.isEmpty ? "" : "," + fields)}")
-        print(message)
+        if !quiet { print(message) }
         fflush(stdout)
     }
 
