@@ -106,9 +106,11 @@ fi
 echo "bundled in transface/_native:"
 ls -l "$native" | awk 'NR > 1 {printf "    %-24s %10d bytes\n", $9, $5}'
 
-# setuptools from the running Python when it is recent enough (no network), else pip's isolation
+# setuptools from the running Python when it is recent enough and can build wheels (its own
+# bdist_wheel from 70.1, or the wheel package beside it; no network), else pip's isolation
 isolation=
-if "$python" -c 'import setuptools, sys; sys.exit(int(setuptools.__version__.split(".")[0]) < 61)' 2>/dev/null; then
+if "$python" -c 'import setuptools, sys; sys.exit(int(setuptools.__version__.split(".")[0]) < 61)' 2>/dev/null &&
+   "$python" -c 'import importlib.util as u; import sys; sys.exit(not (u.find_spec("setuptools.command.bdist_wheel") or u.find_spec("wheel")))' 2>/dev/null; then
     isolation=--no-build-isolation
 fi
 mkdir -p "$dist"
