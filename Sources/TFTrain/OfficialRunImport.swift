@@ -1,6 +1,7 @@
 import TFConvert
 import TFCore
 import TFData
+import TFDistributed
 import TFModel
 
 /// Importing a run of the official TransFace `train.py`: its `checkpoint_gpu_{rank}.pt` files
@@ -57,7 +58,7 @@ extension Trainer {
 
         // Centres, rank by rank.
         try require(world <= classes, "\(world) ranks for \(classes) classes")
-        let shards = (0..<world).map { r in classes / world + (r < classes % world ? 1 : 0) }
+        let shards = (0..<world).map { ClassShard(total: classes, rank: $0, size: world).count }
         var centres: [Float] = []
         centres.reserveCapacity(classes * e)
         for (r, file) in ranks.enumerated() {
