@@ -34,12 +34,6 @@ final class GalleryHandle: HandleObject {
         pthread_mutex_init(&lock, nil)
     }
 
-    /// The sorted identity list `transface_gallery_identity` indexes, kept between calls (listing
-    /// every identity is then linear, not quadratic) and dropped by every write through this handle
-    /// (the only writer: other processes cannot write while it is open for writing, and a
-    /// read-only gallery is a snapshot).
-    private var listing: [GalleryIdentity]?
-
     /// A C string of `label` that lives as long as this handle.
     func cLabel(_ label: String) -> UnsafePointer<CChar> {
         pthread_mutex_lock(&lock)
@@ -48,25 +42,6 @@ final class GalleryHandle: HandleObject {
         let p = UnsafePointer(strdup(label)!)
         labels[label] = p
         return p
-    }
-
-    func identities() throws -> [GalleryIdentity] {
-        pthread_mutex_lock(&lock)
-        defer { pthread_mutex_unlock(&lock) }
-        if let listing { return listing }
-        let l = try gallery.list()
-        listing = l
-        return l
-    }
-
-    /// Enrol or remove through this handle: the cached listing is stale.
-    func write<T>(_ body: (Gallery) throws -> T) throws -> T {
-        defer {
-            pthread_mutex_lock(&lock)
-            listing = nil
-            pthread_mutex_unlock(&lock)
-        }
-        return try body(gallery)
     }
 
     deinit {
@@ -128,7 +103,7 @@ final class GalleryHandle: HandleObject {
                 meta[try string(pairs[2 * i], "metadata[\(2 * i)]")] = try string(pairs[2 * i + 1], "metadata[\(2 * i + 1)]")
             }
         }
-        let ids = try h.write { try $0.enrol(label: label, embeddings: UnsafeBufferPointer(start: embeddings, count: total), metadata: meta) }
+        let ids = try h.gallery.enrol(label: label, embeddings: UnsafeBufferPointer(start: embeddings, count: total), metadata: meta)
         if let outIDs { for (i, id) in ids.enumerated() { outIDs[i] = id } }
     }
 }
@@ -137,7 +112,7 @@ final class GalleryHandle: HandleObject {
                                         _ outRemoved: UnsafeMutablePointer<Int>?) -> transface_status {
     guarded("transface_gallery_remove") {
         let h = try Handle.get(gallery, GalleryHandle.self, "gallery"), label = try string(label, "label")
-        let removed = try h.write { try $0.remove(label: label) }
+        let removed = try h.gallery.remove(label: label)
         outRemoved?.pointee = removed
     }
 }
@@ -155,7 +130,7 @@ final class GalleryHandle: HandleObject {
     guarded("transface_gallery_identity") {
         let h = try Handle.get(gallery, GalleryHandle.self, "gallery")
         let outLabel = try required(outLabel, "out_label")
-        let identities = try h.identities()
+        let identities = try h.gallery.list()  // sorted once, kept until a write (Gallery.list)
         try require(index >= 0 && index < identities.count, "index \(index) is outside 0..<\(identities.count)")
         outLabel.pointee = h.cLabel(identities[index].label)
         outCount?.pointee = identities[index].count
