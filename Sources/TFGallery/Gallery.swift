@@ -118,7 +118,7 @@ public final class Gallery: @unchecked Sendable {
     /// Embeddings enrolled (all identities).
     public var count: Int { lock.reading { store.rows } }
     /// Identities enrolled.
-    public var identityCount: Int { lock.reading { store.identityCount } }
+    public var identityCount: Int { lock.reading { store.identityOfLabel.count } }
     /// Embeddings removed but still in the file (compaction drops them).
     public var removedInFile: Int { lock.reading { store.fileRows - store.rows } }
 

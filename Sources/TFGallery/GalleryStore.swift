@@ -22,9 +22,9 @@ final class GalleryStore {
     private(set) var rows = 0
     private(set) var ids: [UInt64] = []
     private(set) var rowIdentity: [Int32] = []
-    /// Entry id → row, and label → identity slot.
-    private var rowIndex = OpenIndex(), labelIndex = OpenIndex()
+    private var rowOfID: [UInt64: Int] = [:]
     private(set) var identities: [Identity?] = []
+    private(set) var identityOfLabel: [String: Int32] = [:]
     private var freeIdentities: [Int32] = []
     var nextID: UInt64
     /// Embeddings the file holds, live or removed (what compaction would drop: fileRows - rows).
@@ -66,18 +66,16 @@ final class GalleryStore {
             }
             counted[Int(identity)] += 1
         }
-        rowIndex.reserve(rows)
+        rowOfID.reserveCapacity(rows)
         for (r, id) in ids.enumerated() {
-            guard row(of: id) == nil, id < nextID else { throw GalleryErrors.damaged("\(what): entry id \(id) twice or past the next id") }
-            rowIndex.insert(IndexHash.id(id), Int32(r))
+            guard rowOfID.updateValue(r, forKey: id) == nil, id < nextID else { throw GalleryErrors.damaged("\(what): entry id \(id) twice or past the next id") }
         }
-        labelIndex.reserve(identities.count)
+        identityOfLabel.reserveCapacity(identities.count)
         for (i, slot) in identities.enumerated() {
             guard let slot else { freeIdentities.append(Int32(i)); continue }
-            guard slot.count == counted[i], slot.count > 0, identity(of: slot.label) == nil else {
+            guard slot.count == counted[i], slot.count > 0, identityOfLabel.updateValue(Int32(i), forKey: slot.label) == nil else {
                 throw GalleryErrors.damaged("\(what): identity '\(slot.label)' is listed twice or its count disagrees with its rows")
             }
-            labelIndex.insert(IndexHash.label(slot.label), Int32(i))
         }
         freeIdentities.reverse()
     }
@@ -92,26 +90,20 @@ final class GalleryStore {
     var base: UnsafeRawPointer { UnsafeRawPointer(slab.base) }
 
     func identity(ofRow r: Int) -> Identity { identities[Int(rowIdentity[r])]! }
-    func contains(id: UInt64) -> Bool { row(of: id) != nil }
-    /// The row of an entry id.
-    func row(of id: UInt64) -> Int? { rowIndex.find(IndexHash.id(id)) { ids[Int($0)] == id }.map(Int.init) }
-    /// The identity slot of a label.
-    func identity(of label: String) -> Int32? { labelIndex.find(IndexHash.label(label)) { identities[Int($0)]?.label == label } }
-    /// Identities enrolled.
-    var identityCount: Int { labelIndex.count }
+    func contains(id: UInt64) -> Bool { rowOfID[id] != nil }
 
     /// Throws (`what` names the record) unless `record` is consistent with the state.
     func check(_ record: GalleryRecord, what: String) throws {
         switch record {
         case let .enrol(_, _, ids, _):
             var seen = Set<UInt64>()
-            for id in ids where contains(id: id) || !seen.insert(id).inserted {
+            for id in ids where rowOfID[id] != nil || !seen.insert(id).inserted {
                 throw GalleryErrors.damaged("\(what) enrols entry id \(id), which is already enrolled")
             }
         case let .removeLabel(label):
-            guard identity(of: label) != nil else { throw GalleryErrors.damaged("\(what) removes '\(label)', which is not enrolled") }
+            guard identityOfLabel[label] != nil else { throw GalleryErrors.damaged("\(what) removes '\(label)', which is not enrolled") }
         case let .removeIDs(ids):
-            for id in ids where !contains(id: id) { throw GalleryErrors.damaged("\(what) removes entry id \(id), which is not enrolled") }
+            for id in ids where rowOfID[id] == nil { throw GalleryErrors.damaged("\(what) removes entry id \(id), which is not enrolled") }
         }
     }
 
@@ -122,7 +114,7 @@ final class GalleryStore {
         case let .enrol(label, metadata, newIDs, vectors):
             try reserve(rows + newIDs.count)
             let identity: Int32
-            if let existing = self.identity(of: label) {
+            if let existing = identityOfLabel[label] {
                 identity = existing
                 identities[Int(identity)]!.metadata.merge(metadata) { _, new in new }
                 identities[Int(identity)]!.count += newIDs.count
@@ -131,11 +123,11 @@ final class GalleryStore {
                 if let free = freeIdentities.popLast() { identity = free; identities[Int(free)] = slot } else {
                     identity = Int32(identities.count); identities.append(slot)
                 }
-                labelIndex.insert(IndexHash.label(label), identity)
+                identityOfLabel[label] = identity
             }
             memcpy(row(rows), vectors.baseAddress!, newIDs.count * rowBytes)
             for id in newIDs {
-                rowIndex.insert(IndexHash.id(id), Int32(rows))
+                rowOfID[id] = rows
                 ids.append(id)
                 rowIdentity.append(identity)
                 rows += 1
@@ -143,16 +135,16 @@ final class GalleryStore {
             }
             fileRows += newIDs.count
         case let .removeLabel(label):
-            let identity = self.identity(of: label)!
+            let identity = identityOfLabel[label]!
             removeRows(ids.indices.filter { rowIdentity[$0] == identity })
         case let .removeIDs(removed):
-            removeRows(removed.map { row(of: $0)! })
+            removeRows(removed.map { rowOfID[$0]! })
         }
     }
 
     /// Entry ids of a label's rows.
     func ids(of label: String) -> [UInt64] {
-        guard let identity = identity(of: label) else { return [] }
+        guard let identity = identityOfLabel[label] else { return [] }
         return ids.indices.filter { rowIdentity[$0] == identity }.map { ids[$0] }
     }
 
@@ -161,17 +153,17 @@ final class GalleryStore {
             let identity = Int(rowIdentity[r])
             identities[identity]!.count -= 1
             if identities[identity]!.count == 0 {
-                labelIndex.remove(IndexHash.label(identities[identity]!.label)) { $0 == Int32(identity) }
+                identityOfLabel[identities[identity]!.label] = nil
                 identities[identity] = nil
                 freeIdentities.append(Int32(identity))
             }
-            rowIndex.remove(IndexHash.id(ids[r])) { $0 == Int32(r) }
+            rowOfID[ids[r]] = nil
             let last = rows - 1
             if r != last {
                 memcpy(row(r), row(last), rowBytes)
                 ids[r] = ids[last]
                 rowIdentity[r] = rowIdentity[last]
-                rowIndex.replace(IndexHash.id(ids[r]), { $0 == Int32(last) }, with: Int32(r))
+                rowOfID[ids[r]] = r
             }
             ids.removeLast()
             rowIdentity.removeLast()
@@ -182,7 +174,6 @@ final class GalleryStore {
     /// Makes room for `needed` rows (before an append, so that applying it cannot fail).
     func reserve(_ needed: Int) throws {
         guard needed > capacity else { return }
-        try require(needed < Int(Int32.max), "a gallery holds fewer than \(Int32.max) embeddings")
         let grown = max(needed, capacity * 2)
         let bigger = try GalleryStore.allocate(rows: grown, rowBytes: rowBytes)
         memcpy(bigger.base, slab.base, rows * rowBytes)

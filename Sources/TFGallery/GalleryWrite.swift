@@ -36,7 +36,7 @@ extension Gallery {
         stored.withUnsafeMutableBytes { s in unit.withUnsafeBufferPointer { encodeRows($0.baseAddress!, rows: n, dim: dim, storage: storage, into: s.baseAddress!) } }
         return try lock.writing {
             let writer = try checkWritable(given, doing: "enrol into")
-            let merged = (store.identity(of: label).map { store.identities[Int($0)]!.metadata } ?? [:]).merging(metadata) { _, new in new }
+            let merged = (store.identityOfLabel[label].map { store.identities[Int($0)]!.metadata } ?? [:]).merging(metadata) { _, new in new }
             let metadataBytes = merged.reduce(0) { $0 + $1.key.utf8.count + $1.value.utf8.count }
             try require(metadataBytes <= GalleryLimits.maxMetadataBytes && merged.keys.allSatisfy { $0.utf8.count <= 0xFFFF },
                         "enrol '\(label)': metadata of \(metadataBytes) bytes (at most \(GalleryLimits.maxMetadataBytes), keys at most 65535)")
@@ -60,7 +60,7 @@ extension Gallery {
     public func remove(label: String) throws -> Int {
         try lock.writing {
             let writer = try checkWritable(nil, doing: "remove from")
-            guard let identity = store.identity(of: label) else { throw TransFaceError.notFound("gallery '\(path)' has no identity '\(label)'") }
+            guard let identity = store.identityOfLabel[label] else { throw TransFaceError.notFound("gallery '\(path)' has no identity '\(label)'") }
             let removed = store.identities[Int(identity)]!.count
             try commit(.removeLabel(label), writer)
             return removed
