@@ -1019,7 +1019,9 @@ typedef struct transface_gallery transface_gallery;
 
 typedef enum transface_gallery_storage {
     TRANSFACE_GALLERY_FLOAT32 = 0,
-    TRANSFACE_GALLERY_FLOAT16 = 1 /* half the memory; top-10 recall 1.0 against float32 in tests */
+    TRANSFACE_GALLERY_FLOAT16 = 1, /* half the memory; top-10 recall 1.0 against float32 in tests */
+    TRANSFACE_GALLERY_INT8 = 2     /* a quarter (int8, a scale per row); top-10 recall against
+                                      float32 in tests 0.993 on clustered, 0.986 on random vectors */
 } transface_gallery_storage;
 
 typedef struct transface_gallery_params {

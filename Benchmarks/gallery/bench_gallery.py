@@ -49,7 +49,7 @@ queries = np.fromfile(query_path, dtype=np.float32).reshape(32, DIM)
 print("cpu:", next(l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "| faiss", faiss.__version__)
 root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
 bench = os.path.join(root, ".build", "release", "TFGalleryBench")
-REPS = {1: 20, 32: 3}
+REPS = {1: 20, 32: 3}  # searches per block (1 M rows: 10 and 1)
 
 
 def faiss_block(index, threads, m):
@@ -64,14 +64,22 @@ def faiss_block(index, threads, m):
 
 
 def ours_block(proc, threads, m):
+    """ms per search and query 0's top 10 (a reopen for another thread count prints its load time first)."""
     proc.stdin.write(f"{threads} {m} 1\n{threads} {m} {REPS[m]}\n")  # warm, then timed
     proc.stdin.flush()
-    proc.stdout.readline()
-    ms, top = proc.stdout.readline().split("\t")
+    answers = []
+    while len(answers) < 2:
+        line = proc.stdout.readline()
+        if line.startswith("load_s"):
+            print(line, end="")
+        else:
+            answers.append(line)
+    ms, top = answers[1].split("\t")
     return float(ms), top.strip()
 
 
 for n in sizes:
+    REPS = {1: 20, 32: 3} if n <= 100_000 else {1: 10, 32: 1}
     base = np.fromfile(base_path, dtype=np.float32, count=n * DIM).reshape(n, DIM)
     flat = faiss.IndexFlatIP(DIM)
     flat.add(base)
@@ -92,7 +100,7 @@ for n in sizes:
             print(line, end="")
             if line.startswith("load_s"):
                 loads += 1
-            if loads == 3:
+            if loads == 2:
                 break
         for threads in (1, 2):
             for m in (1, 32):

@@ -162,3 +162,31 @@ enum GallerySnapshot {
         }
     }
 }
+
+/// `snapshot` with its CRCs and checksums recomputed for the gallery file `log`, where its
+/// sizes allow: what the fuzz harness does so that mutations reach the snapshot's decoders and
+/// consistency checks (the checks themselves are single compares, tested by GallerySnapshotTests).
+public func resealGallerySnapshot(_ snapshot: [UInt8], log: [UInt8]) -> [UInt8] {
+    var s = snapshot
+    guard s.count >= GallerySnapshot.fixedSize, log.count >= 24 else { return s }
+    func u64(_ b: [UInt8], _ i: Int) -> UInt64 { (0..<8).reversed().reduce(0) { $0 << 8 | UInt64(b[i + $1]) } }
+    func put(_ i: Int, _ v: UInt64, _ n: Int) { for b in 0..<n { s[i + b] = UInt8(truncatingIfNeeded: v >> (8 * UInt64(b))) } }
+    let headerSize = Int(s.withUnsafeBytes { loadU32($0, 12) }), logBytes = u64(s, 16)
+    if headerSize <= log.count, UInt64(headerSize) <= logBytes, logBytes <= UInt64(log.count) {
+        let start = Int(max(UInt64(headerSize), logBytes >= GallerySnapshot.matchedLogBytes ? logBytes - GallerySnapshot.matchedLogBytes : 0))
+        put(24, UInt64(log[start..<Int(logBytes)].withUnsafeBytes { crc32($0) }), 4)
+    }
+    let dim = Int(log.withUnsafeBytes { loadU32($0, 20) })
+    if let storage = GalleryStorage(rawValue: s[28]), dim <= GalleryFingerprint.maxEmbeddingSize {
+        let rows = u64(s, 32), table = u64(s, 48), rowBytes = UInt64(storage.rowBytes(dim: dim))
+        let slabStart = UInt64(GallerySnapshot.fixedSize + headerSize)
+        if rows < 1 << 32, table < 1 << 32, slabStart + rows * (rowBytes + 12) + table <= UInt64(s.count) {
+            let a = Int(slabStart), b = a + Int(rows * rowBytes), c = b + Int(8 * rows), d = c + Int(4 * rows), e = d + Int(table)
+            put(72, s[a..<b].withUnsafeBytes { checksum64($0) }, 8)
+            put(80, s[b..<c].withUnsafeBytes { x in s[c..<d].withUnsafeBytes { y in checksum64(x) ^ (checksum64(y) &* 31) } }, 8)
+            put(88, s[d..<e].withUnsafeBytes { checksum64($0) }, 8)
+        }
+    }
+    put(96, UInt64(s[0..<96].withUnsafeBytes { crc32($0) }), 4)
+    return s
+}

@@ -22,7 +22,7 @@ final class GalleryStore {
     private(set) var rows = 0
     private(set) var ids: [UInt64] = []
     private(set) var rowIdentity: [Int32] = []
-    private var rowOfID: [UInt64: Int] = [:]
+    private var rowOfID = RowsOfIDs()
     private(set) var identities: [Identity?] = []
     private(set) var identityOfLabel: [String: Int32] = [:]
     private var freeIdentities: [Int32] = []
@@ -66,9 +66,10 @@ final class GalleryStore {
             }
             counted[Int(identity)] += 1
         }
-        rowOfID.reserveCapacity(rows)
+        rowOfID.reserve(rows, idLimit: nextID)
         for (r, id) in ids.enumerated() {
-            guard rowOfID.updateValue(r, forKey: id) == nil, id < nextID else { throw GalleryErrors.damaged("\(what): entry id \(id) twice or past the next id") }
+            guard rowOfID[id] == nil, id < nextID else { throw GalleryErrors.damaged("\(what): entry id \(id) twice or past the next id") }
+            rowOfID[id] = r
         }
         identityOfLabel.reserveCapacity(identities.count)
         for (i, slot) in identities.enumerated() {
@@ -174,6 +175,7 @@ final class GalleryStore {
     /// Makes room for `needed` rows (before an append, so that applying it cannot fail).
     func reserve(_ needed: Int) throws {
         guard needed > capacity else { return }
+        try require(needed < Int(Int32.max), "a gallery holds fewer than \(Int32.max) embeddings")
         let grown = max(needed, capacity * 2)
         let bigger = try GalleryStore.allocate(rows: grown, rowBytes: rowBytes)
         memcpy(bigger.base, slab.base, rows * rowBytes)

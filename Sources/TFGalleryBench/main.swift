@@ -49,17 +49,25 @@ var t0 = now()
 _ = try Gallery.open(path: path, fingerprint: fp, options: GalleryOptions(readOnly: true))
 print("load_s\t\(n)\t\(storage)\treplay of the log\t\(now() - t0)")
 rename(snapshot + ".off", snapshot)
-var galleries: [Int: Gallery] = [:]
-for threads in [1, 2] {
-    t0 = now()
+/// The gallery opened read-only with `threads` search threads (one open at a time: reopened,
+/// from the snapshot, when the thread count changes).
+var open: (threads: Int, gallery: Gallery)?
+func gallery(threads: Int) throws -> Gallery {
+    if let open, open.threads == threads { return open.gallery }
+    open?.gallery.close()
+    open = nil
+    let t0 = now()
     let g = try Gallery.open(path: path, fingerprint: fp, options: GalleryOptions(readOnly: true, searchThreads: threads))
-    galleries[threads] = g
     print("load_s\t\(n)\t\(storage)\tfrom the snapshot (\(g.snapshotEnd > 0 ? "used" : "NOT used: \(g.snapshotProblem ?? "none")"))\t\(now() - t0)")
+    open = (threads, g)
+    return g
 }
+_ = try gallery(threads: 1)
 fflush(stdout)
 while let line = readLine(), !line.isEmpty {
     let f = line.split(separator: " ").compactMap { Int($0) }
-    guard f.count == 3, let g = galleries[f[0]], (1...32).contains(f[1]), f[2] >= 1 else { print("bad request '\(line)'"); exit(2) }
+    guard f.count == 3, (1...2).contains(f[0]), (1...32).contains(f[1]), f[2] >= 1 else { print("bad request '\(line)'"); exit(2) }
+    let g = try gallery(threads: f[0])
     let (m, reps) = (f[1], f[2])
     var top = ""
     let t = now()

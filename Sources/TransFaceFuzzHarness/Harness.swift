@@ -104,14 +104,25 @@ public enum FuzzHarness: String, CaseIterable, Sendable {
         }
     }
 
-    /// Opens the bytes as a gallery (CRCs recomputed, see `fixGalleryCRCs`), lists it and searches it.
+    /// Opens the bytes as a gallery (CRCs recomputed, see `fixGalleryCRCs`), lists it and searches
+    /// it. Bytes from the first "TFGSNAP1" on are the snapshot beside it (its CRCs and checksums
+    /// recomputed for the log: `resealGallerySnapshot`).
     static func gallery(_ data: [UInt8]) throws -> String {
-        let path = try FuzzScratch.shared.write("gallery.tfg", fixGalleryCRCs(data))
+        let magic = Array("TFGSNAP1".utf8)
+        let split = data.count < 8 ? nil : (0...(data.count - 8)).first { data[$0] == magic[0] && Array(data[$0..<($0 + 8)]) == magic }
+        let log = fixGalleryCRCs(Array(data[0..<(split ?? data.count)]))
+        let path = try FuzzScratch.shared.write("gallery.tfg", log)
+        if let split {
+            _ = try FuzzScratch.shared.write("gallery.tfg.snap", resealGallerySnapshot(Array(data[split...]), log: log))
+        } else {
+            FuzzScratch.shared.remove("gallery.tfg.snap")
+        }
         let g = try Gallery.open(path: path, fingerprint: nil, options: GalleryOptions(readOnly: true))
         let identities = try g.list()
         let dim = g.fingerprint.embeddingSize
         let hits = try g.search(queries: (0..<(2 * dim)).map { Float($0 % 7) - 2.5 }, k: 3, threshold: 0.5)
         return "gallery \(g.fingerprint), \(g.count) entries, \(identities.count) identities, \(hits[0].count) hits, \(g.discardedTailBytes) torn bytes"
+            + (g.snapshotEnd > 0 ? ", snapshot of \(g.snapshotEnd) bytes" : split == nil ? "" : ", snapshot refused")
     }
 
     /// Gallery headers and records carry CRCs a fuzzer would almost never match: the harness

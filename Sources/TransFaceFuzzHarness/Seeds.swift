@@ -154,6 +154,16 @@ public enum FuzzSeeds {
                 try g.compact()
                 files.append(("compacted_\(storage).tfg", try DataFiles.readAll(path)))
                 g.close()
+                // the log followed by its snapshot (see `FuzzHarness.gallery`), and one more record after it
+                unlink(path + ".snap")
+                let s = try Gallery.open(path: path, fingerprint: fp, options: GalleryOptions(snapshotBytes: 0))
+                s.close()
+                files.append(("snapshot_\(storage).tfg", try DataFiles.readAll(path) + DataFiles.readAll(path + ".snap")))
+                let more = try Gallery.open(path: path, fingerprint: fp, options: GalleryOptions(snapshotBytes: .max))
+                try more.enrol(label: "dee", embeddings: (0..<8).map { Float($0) - 2 })
+                more.close()
+                files.append(("after_snapshot_\(storage).tfg", try DataFiles.readAll(path) + DataFiles.readAll(path + ".snap")))
+                unlink(path + ".snap")
             }
             unlink(path)
         }

@@ -144,4 +144,34 @@ final class GalleryBasicsTests: XCTestCase {
         XCTAssertEqual(auto.removedInFile, 0)
         XCTAssertEqual(auto.count, 99)
     }
+
+    /// `list` is sorted once and kept, so every write must drop what it kept: after each
+    /// enrolment, metadata change, removal and compaction it equals a fresh sort of the state.
+    func testListFollowsEveryWrite() throws {
+        let dir = try F.folder(); defer { Reference.removeTree(dir) }
+        let g = try Gallery.open(path: dir + "/g.tfg", fingerprint: F.fingerprint, options: GalleryOptions(compactionFraction: 1))
+        var expected: [String: (Int, [String: String])] = [:]
+        func check(_ what: String) throws {
+            let want = expected.sorted { $0.key < $1.key }.map { GalleryIdentity(label: $0.key, count: $0.value.0, metadata: $0.value.1) }
+            XCTAssertEqual(try g.list(), want, what)
+            XCTAssertEqual(try g.list(), want, what + " (kept)")
+        }
+        try check("empty")
+        for (i, label) in ["m", "c", "x", "a"].enumerated() {
+            try g.enrol(label: label, embeddings: F.vectors(1 + i, seed: UInt64(i)))
+            expected[label] = (1 + i, [:])
+            try check("enrol \(label)")
+        }
+        try g.enrol(label: "c", embeddings: F.vectors(1, seed: 9), metadata: ["role": "staff"])
+        expected["c"] = (3, ["role": "staff"])
+        try check("more of c with metadata")
+        try g.remove(label: "x")
+        expected["x"] = nil
+        try check("remove x")
+        try g.remove(ids: [try g.entryIDs(of: "a")[0]])
+        expected["a"]!.0 -= 1
+        try check("remove one of a")
+        try g.compact()
+        try check("compact")
+    }
 }

@@ -52,7 +52,18 @@ def test_errors(tiny_model, tmp_path):
         with pytest.raises(transface.FileError, match="open for writing"):
             transface.Gallery(tmp_path / "g.tfg", tiny_model)
     with pytest.raises(transface.InvalidArgumentError, match="storage"):
-        transface.Gallery(tmp_path / "h.tfg", tiny_model, storage="int8")
+        transface.Gallery(tmp_path / "h.tfg", tiny_model, storage="int4")
+
+
+def test_small_storages(tiny_model, tmp_path):
+    rng = np.random.default_rng(4)
+    emb = rng.standard_normal((3, tiny_model.embedding_size)).astype(np.float32)
+    for storage in ("float16", "int8"):
+        with transface.Gallery(tmp_path / f"{storage}.tfg", tiny_model, storage=storage) as g:
+            for i, e in enumerate(emb):
+                g.enrol(f"p{i}", e)
+            hit = g.search(emb[1], k=3, threshold=0.5)[0]
+            assert hit.label == "p1" and abs(hit.score - 1) < 1e-2, (storage, hit)
 
 
 def test_threshold_defaults_to_the_models_stored_one(tiny_model, tmp_path):

@@ -32,7 +32,7 @@ def _matrix(embeddings, dim, what):
 class Gallery(_Handle):
     """A persistent gallery file for the embeddings of `model` (created when absent; a gallery of
     another model is refused). model=None opens an existing gallery read-only to list it.
-    storage "float32" (default) or "float16" for a new gallery. Any number of threads may search
+    storage "float32" (default), "float16" or "int8" (a quarter of the memory) for a new gallery. Any number of threads may search
     at once; enrol and remove run alone; one writer process at a time."""
     _free_name = "transface_gallery_close"
 

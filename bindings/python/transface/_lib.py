@@ -623,7 +623,7 @@ class transface_match(Structure):
     ]
 
 
-TRANSFACE_GALLERY_STORAGE = {"float32": 0, "float16": 1}
+TRANSFACE_GALLERY_STORAGE = {"float32": 0, "float16": 1, "int8": 2}
 
 FUNCTIONS.update({
     "transface_gallery_default_params": (transface_gallery_params, []),

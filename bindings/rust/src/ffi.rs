@@ -952,6 +952,8 @@ pub type transface_gallery_storage = c_uint;
 pub const TRANSFACE_GALLERY_FLOAT32: transface_gallery_storage = 0;
 /// Half the memory.
 pub const TRANSFACE_GALLERY_FLOAT16: transface_gallery_storage = 1;
+/// A quarter of the memory (int8 with a scale per row).
+pub const TRANSFACE_GALLERY_INT8: transface_gallery_storage = 2;
 
 /// `struct transface_gallery_params`.
 #[repr(C)]

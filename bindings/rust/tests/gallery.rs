@@ -103,19 +103,21 @@ fn enrol_search_remove_and_reopen() {
 }
 
 #[test]
-fn float16_storage() {
+fn float16_and_int8_storage() {
     let model = reference_model();
     let e = model.embedding_size();
     let mut rng = Rng(11);
     let dir = TempDir::new("gallery16");
-    let params = GalleryParams { storage: GalleryStorage::Float16, search_threads: 2, ..Default::default() };
-    let mut g = Gallery::open(dir.0.join("g.tfg"), Some(&model), &params).unwrap();
-    let (a, b) = (rng.vec(e), rng.vec(e));
-    g.enrol("a", &a, &[]).unwrap();
-    g.enrol("b", &b, &[]).unwrap();
-    let r = g.search(&b, 2, 0.5).unwrap();
-    assert_eq!(r[0][0].label, "b");
-    assert!((r[0][0].score - 1.0).abs() < 1e-2, "{r:?}");
+    for storage in [GalleryStorage::Float16, GalleryStorage::Int8] {
+        let params = GalleryParams { storage, search_threads: 2, ..Default::default() };
+        let mut g = Gallery::open(dir.0.join(format!("{storage:?}.tfg")), Some(&model), &params).unwrap();
+        let (a, b) = (rng.vec(e), rng.vec(e));
+        g.enrol("a", &a, &[]).unwrap();
+        g.enrol("b", &b, &[]).unwrap();
+        let r = g.search(&b, 2, 0.5).unwrap();
+        assert_eq!(r[0][0].label, "b");
+        assert!((r[0][0].score - 1.0).abs() < 1e-2, "{storage:?} {r:?}");
+    }
 }
 
 #[test]
