@@ -1,7 +1,9 @@
 # Run by Tests/MPI/run.sh under `mpirun -np 2`: the Python binding's Trainer with a "distributed"
 # block joins the MPI job (libtransface loads Open MPI itself); each rank trains on its half of
-# each global batch and prints its losses and gradient norms, which must agree across ranks
-# (and the replica checksum runs every step).
+# each global batch and writes its losses and gradient norms to OUT.<rank>, which must agree
+# across ranks (and the replica checksum runs every step).
+#
+#   mpirun -np 2 python3 Tests/MPI/python_two_ranks.py OUT
 import os
 import sys
 
@@ -22,4 +24,5 @@ for step in range(3):
     labels = rng.integers(0, 10, size=8)
     r = trainer.step(images[4 * rank:4 * rank + 4], labels[4 * rank:4 * rank + 4])
     values += [r["loss"], r["gradient_norm"]]
-print("values", " ".join(repr(v) for v in values), flush=True)
+with open(f"{sys.argv[1]}.{rank}", "w") as out:
+    out.write(" ".join(repr(v) for v in values) + "\n")
