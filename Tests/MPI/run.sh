@@ -28,8 +28,10 @@ trap 'rm -rf "$work"' EXIT
 passed=0; failed=0
 run() {
     local name=$1; shift
+    local start=$SECONDS
     if "$@" > "$work/out" 2>&1; then
         passed=$((passed + 1)); grep '^ok:' "$work/out" || echo "ok: $name"
+        echo "   ($name: $((SECONDS - start)) s)"
     else
         failed=$((failed + 1)); echo "FAIL: $name"; tail -20 "$work/out"
     fi
