@@ -99,6 +99,8 @@ let package = Package(
         .executableTarget(name: "TFDetectBench", dependencies: ["TFDetect", "TFDetectTestSupport", "TFImage"], path: "Tests/TFDetectBench"),
         // The distributed-training checks that Tests/MPI/run.sh runs under mpirun.
         .executableTarget(name: "TFMPICheck", dependencies: ["TFCore", "TFDistributed", "TFModel", "TFTrain"], path: "Tests/MPICheck"),
+        // Per-step communication and throughput of distributed training (Tests/MPI/bench.sh; not a test).
+        .executableTarget(name: "TFMPIBench", dependencies: ["TFCore", "TFDistributed", "TFTrain"], path: "Tests/MPIBench"),
         .target(name: "TFTestSupport", dependencies: ["TFCore", "TFModel"], path: "Tests/TFTestSupport"),
         .testTarget(name: "TFKernelsTests", dependencies: ["TFKernels", "TFKernelsAVX512", "TFTestSupport"]),
         // Fixtures/: model files written before the header had a kind, which must load unchanged.

@@ -55,6 +55,10 @@ static int resolve(void **slot, const char *name, const char *path, char *error,
     return 0;
 }
 
+static void finalize_at_exit(void) {
+    if (M.initialized && !M.finalized) { M.finalized = 1; M.Finalize(); }
+}
+
 int tf_mpi_init(const char *path, char *error, size_t error_size) {
     if (M.initialized) return fail(error, error_size, TF_MPI_E_STATE, "MPI is already initialised%s%s", "", NULL);
     if (!path || !*path) path = getenv("TRANSFACE_MPI_LIBRARY");
@@ -88,6 +92,7 @@ int tf_mpi_init(const char *path, char *error, size_t error_size) {
     if (!already && (rc = check(M.Init_thread(NULL, NULL, 1 /* MPI_THREAD_FUNNELED */, &provided), "MPI_Init_thread", error, error_size)))
         return rc;
     M.initialized = 1;
+    if (!already) atexit(finalize_at_exit);  /* a process that exits without tf_mpi_finalize */
     return check(M.Comm_set_errhandler(M.comm_world, M.errors_return), "MPI_Comm_set_errhandler", error, error_size);
 }
 

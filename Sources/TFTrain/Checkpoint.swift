@@ -1,4 +1,5 @@
 import TFCore
+import TFDistributed
 import TFModel
 
 /// Training checkpoints: the model's tensors, the class centres, the optimizer moments and the
@@ -42,12 +43,21 @@ extension Trainer {
 
     /// Continues a run from a checkpoint. `threads` overrides the saved thread count (results
     /// then differ in the last bits from an uninterrupted run).
+    ///
+    /// A checkpoint of a distributed run (a manifest, or a configuration with a `"distributed"`
+    /// block) continues over MPI (`MPICommunicator`: the job this process runs in, or a world of
+    /// one outside `mpirun`), re-sharded to its world size; `resume(from:threads:communicator:)`
+    /// chooses explicitly (nil: one process, without MPI).
     public static func resume(from path: String, threads: Int? = nil) throws -> Trainer {
-        if try ShardedCheckpoint.isManifest(path) { return try resume(from: path, threads: threads, communicator: nil) }
+        if try ShardedCheckpoint.isManifest(path) {
+            _ = try ShardedCheckpoint.readManifest(path)  // a bad manifest is refused before MPI starts
+            return try resume(from: path, threads: threads, communicator: MPICommunicator())
+        }
         let opened = try TensorContainer.open(.checkpoint, path: path)
         guard let state = opened.header.training else { throw opened.bad("no training state in the checkpoint") }
         var config: TrainerConfig
         do { config = try TrainerConfig.parse(state.configJSON) } catch let e as TransFaceError { throw opened.bad(e.message) }
+        if config.distributed != nil { return try resume(from: path, threads: threads, communicator: MPICommunicator()) }
         if let threads {
             try require((1...256).contains(threads), "threads \(threads) is outside 1...256")
             config.threads = threads

@@ -334,7 +334,8 @@ public final class Trainer {
 
     /// A copy of a parameter, gradient or optimizer moment by its official name; moments are
     /// named `optimizer.<exp_avg|exp_avg_sq|momentum_buffer>.<name>`; the class centres are
-    /// `partial_fc.weight`.
+    /// `partial_fc.weight`. Sharded by class (distributed), the centres, their gradient and
+    /// moments are this rank's rows (`partialFC.classStart` onwards).
     public func tensor(_ name: String) throws -> [Float] {
         if name == "partial_fc.weight" { return Array(partialFC.weight.all) }
         if name == "gradient.partial_fc.weight" { return Array(partialFC.gradient.all) }

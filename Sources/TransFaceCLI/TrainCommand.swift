@@ -125,7 +125,7 @@ struct TrainCommand: ParsableCommand {
         let progress = try TrainProgress(logPath: lead ? run.output + "/train.jsonl" : "/dev/null", totalSteps: c.maxSteps,
                                          batchSize: c.batchSize * c.gradientAccumulation * trainer.worldSize,
                                          firstStep: trainer.step, live: plainProgress || !lead ? false : nil, quiet: !lead)
-        let validator = try Validator(run.valTargets, preferLandmarks: run.preferLandmarks, threads: c.threads)
+        let validator = try Validator(lead ? run.valTargets : [], preferLandmarks: run.preferLandmarks, threads: c.threads)  // rank 0 evaluates
         progress.note("start", step: trainer.step, "training \(c.model.arch) (D \(c.model.embedDim), depth \(c.model.depth)) on \(data.dataset.count) images of \(c.numClasses) classes: steps \(trainer.step + 1)...\(lastStep) of \(c.maxSteps), batch \(c.batchSize)\(trainer.worldSize > 1 ? " × \(trainer.worldSize) ranks" : ""), \(c.threads) threads",
                       fields: "\"images\":\(data.dataset.count),\"classes\":\(c.numClasses),\"max_steps\":\(c.maxSteps)")
         InterruptFlag.install()

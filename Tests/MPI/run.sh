@@ -16,7 +16,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 command -v mpirun >/dev/null || { echo "mpirun not found (Debian: apt-get install openmpi-bin libopenmpi-dev)"; echo "mpi: 0 passed, 1 failed"; exit 1; }
-for product in TFMPICheck transface-cli; do
+for product in TFMPICheck transface-cli transface; do
     swift build --product $product >/dev/null || { echo "cannot build $product"; echo "mpi: 0 passed, 1 failed"; exit 1; }
 done
 check=.build/debug/TFMPICheck
@@ -28,8 +28,10 @@ trap 'rm -rf "$work"' EXIT
 passed=0; failed=0
 run() {
     local name=$1; shift
+    local start=$SECONDS
     if "$@" > "$work/out" 2>&1; then
         passed=$((passed + 1)); grep '^ok:' "$work/out" || echo "ok: $name"
+        echo "   ($name: $((SECONDS - start)) s)"
     else
         failed=$((failed + 1)); echo "FAIL: $name"; tail -20 "$work/out"
     fi
@@ -70,10 +72,20 @@ cli() {
     timeout 300 mpirun -np 2 --oversubscribe --bind-to none --mca pml ob1 --mca btl self,vader .build/debug/transface-cli \
         train --config lfw_demo "${set[@]}" --output "$out" --stop-after 4 --plain-progress || return 1
     [ -f "$out/checkpoints/step-00000004.tfc.step4.rank1" ] && [ "$(grep -c '"event":"step"' "$out/train.jsonl")" -eq 4 ] || return 1
-    .build/debug/transface-cli train --resume "$out/checkpoints/step-00000004.tfc" --set trainer.distributed=null --stop-after 5 --plain-progress | grep -q 'step 5: checkpoint' || return 1
+    .build/debug/transface-cli train --resume "$out/checkpoints/step-00000004.tfc" --set trainer.distributed=null --stop-after 5 --plain-progress > "$work/resumed" || return 1
+    grep -q 'step 5: checkpoint' "$work/resumed" || return 1
     echo "ok: mpirun -np 2 transface train (4 steps, 2 shards per checkpoint, one log), resumed in one process"
 }
 [ -d ../shared/data/lfw ] && run "transface train under mpirun" cli
+
+# The Python binding (libtransface.so loading Open MPI itself): both ranks report the same losses.
+python_ranks() {
+    TRANSFACE_LIBRARY="$PWD/.build/debug/libtransface.so" timeout 120 mpirun -np 2 --oversubscribe --bind-to none \
+        --mca pml ob1 --mca btl self,vader python3 Tests/MPI/python_two_ranks.py "$work/py" || return 1
+    [ -s "$work/py.0" ] && cmp "$work/py.0" "$work/py.1" || return 1
+    echo "ok: the Python Trainer with a distributed block trains over 2 ranks (identical losses and norms, checksum every step)"
+}
+python3 -c "import numpy" 2>/dev/null && run "python binding under mpirun" python_ranks
 
 echo "mpi: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

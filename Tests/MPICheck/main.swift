@@ -29,14 +29,15 @@ enum FileHandle {
     static func standardError(_ s: String) { fputs(s, stderr) }
 }
 
-func config(batch: Int, sampleRate: Double, features: Bool, ehsmMode: String = "official", distributed: Bool) throws -> TrainerConfig {
+func config(batch: Int, sampleRate: Double, features: Bool, ehsmMode: String = "official", filter: Double = 0,
+            distributed: Bool) throws -> TrainerConfig {
     let noise = features ? "\"mask_ratio\": 0.25, \"drop_path_rate\": 0.1, \"clip_grad_norm\": 5," : "\"mask_ratio\": 0, \"drop_path_rate\": 0, \"clip_grad_norm\": null,"
     return try TrainerConfig.parse("""
     {"arch": "custom", "model": {"img_size": 36, "embed_dim": 32, "depth": 2, "num_heads": 4, "mlp_hidden_dim": 64},
      "embedding_size": 16, \(noise) "num_classes": 24, "batch_size": \(batch), "sample_rate": \(sampleRate),
      "optimizer": {"name": "adamw", "lr": 0.002, "weight_decay": 0.05}, "schedule": {"warmup_steps": 2, "max_steps": 200},
      "dpap": {"enabled": \(features), "probability": 0.5}, "ehsm": {"enabled": true, "mode": "\(ehsmMode)"},
-     "margin": {"s": 16, "m2": 0.2}, "threads": 1, "seed": 3 \(distributed ? ", \"distributed\": {\"checksum_every\": 5}" : "")}
+     "margin": {"s": 16, "m2": 0.2, "interclass_filtering_threshold": \(filter)}, "threads": 1, "seed": 3 \(distributed ? ", \"distributed\": {\"checksum_every\": 5}" : "")}
     """)
 }
 
@@ -206,8 +207,9 @@ func gradients(paper: Bool) throws {
     let mpi = try MPICommunicator()
     guard mpi.size == 2 else { fail("gradients runs under mpirun -np 2 (size \(mpi.size))") }
     let b = 4, e = 16
-    for rate in [1.0, 0.5] {
-        let c = try config(batch: b, sampleRate: rate, features: false, ehsmMode: paper ? "paper" : "official", distributed: true)
+    // Interclass filtering (official only): a rank not holding a row's label filters all its classes.
+    for (rate, filter) in paper ? [(1.0, 0.0), (0.5, 0.0)] : [(1.0, 0.0), (0.5, 0.0), (1.0, 0.1)] {
+        let c = try config(batch: b, sampleRate: rate, features: false, ehsmMode: paper ? "paper" : "official", filter: filter, distributed: true)
         let trainer = try Trainer(config: c, communicator: mpi)
         let reference = try Reference(config: c, preprocess: trainer.preprocess, chunks: 2)
         var worst = (backbone: 0.0, centres: 0.0, loss: 0.0), worstTensor = ""
@@ -252,7 +254,7 @@ func gradients(paper: Bool) throws {
             if worst.loss > gradientTolerance { fail("step \(step + 1), sample_rate \(rate): loss \(result.loss) vs \(loss)") }
         }
         if mpi.rank == 0 {
-            print("ok: world 2 (local batch \(b)) equals one process with batch \(2 * b) over 20 steps, sample_rate \(rate), EHSM \(paper ? "paper" : "official"): worst normwise relative difference backbone \(worst.backbone) (\(worstTensor)), centres \(worst.centres), loss \(worst.loss) (tolerance \(gradientTolerance))")
+            print("ok: world 2 (local batch \(b)) equals one process with batch \(2 * b) over 20 steps, sample_rate \(rate),\(filter > 0 ? " interclass filtering \(filter)," : "") EHSM \(paper ? "paper" : "official"): worst normwise relative difference backbone \(worst.backbone) (\(worstTensor)), centres \(worst.centres), loss \(worst.loss) (tolerance \(gradientTolerance))")
         }
     }
 }
@@ -349,7 +351,7 @@ func checkpointAtWorld2(_ dir: String) throws {
 }
 
 func resumeInOneProcess(_ dir: String) throws {
-    let t = try Trainer.resume(from: dir + "/run.tfc")
+    let t = try Trainer.resume(from: dir + "/run.tfc", communicator: nil)
     guard t.worldSize == 1, t.step == 5, t.config.batchSize == 8, t.config.distributed == nil, t.samplerState == [7, 7] else {
         fail("world-2 checkpoint resumed in one process: world \(t.worldSize), step \(t.step), batch \(t.config.batchSize)")
     }
@@ -412,7 +414,7 @@ func killRank(_ dir: String) throws {
 }
 
 func loadLast(_ dir: String) throws {
-    let t = try Trainer.resume(from: dir + "/killed.tfc")
+    let t = try Trainer.resume(from: dir + "/killed.tfc", communicator: nil)
     guard t.step == 4 else { fail("the last complete checkpoint is of step \(t.step), expected 4") }
     print("ok: after the SIGKILL the last complete checkpoint (step 4) loads in one process")
 }

@@ -97,7 +97,7 @@ final class DistributedTrainerTests: XCTestCase {
         ]
         for (text, message) in cases {
             try text.write(toFile: path, atomically: true, encoding: .utf8)
-            XCTAssertThrowsError(try Trainer.resume(from: path)) { e in XCTAssertTrue("\(e)".contains(message), "\(e) should say \(message)") }
+            XCTAssertThrowsError(try Trainer.resume(from: path, communicator: nil)) { e in XCTAssertTrue("\(e)".contains(message), "\(e) should say \(message)") }
         }
     }
 }

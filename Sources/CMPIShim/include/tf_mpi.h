@@ -17,7 +17,8 @@ enum tf_mpi_op { TF_MPI_SUM = 0, TF_MPI_MAX = 1, TF_MPI_MIN = 2 };
 /* Loads `path` (NULL: $TRANSFACE_MPI_LIBRARY, else "libmpi.so.40") with RTLD_NOW|RTLD_GLOBAL
  * (Open MPI's plugins resolve symbols from it), resolves every symbol, calls MPI_Init_thread
  * (MPI_THREAD_FUNNELED: only the calling thread talks to MPI) unless MPI is already
- * initialised, and sets MPI_ERRORS_RETURN on MPI_COMM_WORLD. */
+ * initialised (then MPI_Finalize also runs at exit unless tf_mpi_finalize ran), and sets
+ * MPI_ERRORS_RETURN on MPI_COMM_WORLD. */
 int tf_mpi_init(const char *path, char *error, size_t error_size);
 /* Rank and size in MPI_COMM_WORLD. */
 int tf_mpi_rank_size(int *rank, int *size, char *error, size_t error_size);
