@@ -161,21 +161,23 @@ int tf_matmul_same_weight_layout(const tf_matmul *a, const tf_matmul *b) {
     return dnnl_memory_desc_equal(&a->weight_md, &b->weight_md);
 }
 
-int tf_matmul_pack_weight(const tf_matmul *mm, const float *weight, void *packed, char *error, size_t error_size) {
-    const dnnl_memory_desc_t user_md = mm->user_weight_md;
-    dnnl_memory_t user = NULL, dst = NULL;
+/* Reorders one weight between the user's float32 layout and the primitive's packed one. */
+static int reorder_weight(const tf_matmul *mm, int to_packed, const void *from, void *to, char *error, size_t error_size) {
+    const dnnl_memory_desc_t *from_md = to_packed ? &mm->user_weight_md : &mm->weight_md;
+    const dnnl_memory_desc_t *to_md = to_packed ? &mm->weight_md : &mm->user_weight_md;
+    dnnl_memory_t source = NULL, target = NULL;
     dnnl_primitive_desc_t rpd = NULL;
     dnnl_primitive_t reorder = NULL;
     dnnl_stream_t stream = NULL;
     int rc = 1;
-    if (dnnl_memory_create(&user, &user_md, engine, (void *)weight) != dnnl_success ||
-        dnnl_memory_create(&dst, &mm->weight_md, engine, packed) != dnnl_success ||
-        dnnl_reorder_primitive_desc_create(&rpd, &user_md, engine, &mm->weight_md, engine, NULL) != dnnl_success ||
+    if (dnnl_memory_create(&source, from_md, engine, (void *)from) != dnnl_success ||
+        dnnl_memory_create(&target, to_md, engine, to) != dnnl_success ||
+        dnnl_reorder_primitive_desc_create(&rpd, from_md, engine, to_md, engine, NULL) != dnnl_success ||
         dnnl_primitive_create(&reorder, rpd) != dnnl_success ||
         dnnl_stream_create(&stream, engine, dnnl_stream_default_flags) != dnnl_success) {
         fail(error, error_size, "oneDNN: cannot set up the weight reorder");
     } else {
-        dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, user}, {DNNL_ARG_TO, dst}};
+        dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, source}, {DNNL_ARG_TO, target}};
         if (dnnl_primitive_execute(reorder, stream, 2, args) != dnnl_success || dnnl_stream_wait(stream) != dnnl_success)
             fail(error, error_size, "oneDNN: weight reorder failed");
         else
@@ -184,9 +186,17 @@ int tf_matmul_pack_weight(const tf_matmul *mm, const float *weight, void *packed
     if (stream) dnnl_stream_destroy(stream);
     if (reorder) dnnl_primitive_destroy(reorder);
     if (rpd) dnnl_primitive_desc_destroy(rpd);
-    if (dst) dnnl_memory_destroy(dst);
-    if (user) dnnl_memory_destroy(user);
+    if (target) dnnl_memory_destroy(target);
+    if (source) dnnl_memory_destroy(source);
     return rc;
+}
+
+int tf_matmul_pack_weight(const tf_matmul *mm, const float *weight, void *packed, char *error, size_t error_size) {
+    return reorder_weight(mm, 1, weight, packed, error, error_size);
+}
+
+int tf_matmul_unpack_weight(const tf_matmul *mm, const void *packed, float *weight, char *error, size_t error_size) {
+    return reorder_weight(mm, 0, packed, weight, error, error_size);
 }
 
 int tf_matmul_exec_create(const tf_matmul *mm, tf_matmul_exec **out, char *error, size_t error_size) {

@@ -61,6 +61,17 @@ public final class FloatSlab {
     public var all: UnsafeMutableBufferPointer<Float> { UnsafeMutableBufferPointer(start: base, count: count) }
 
     public func zero() { memset(base, 0, count * MemoryLayout<Float>.stride) }
+
+    /// Declares that `length` floats from `offset` will stay zero and unwritten: no huge page is
+    /// formed over them, so writing their neighbours does not bring them into memory.
+    public func leaveUnwritten(_ offset: Int, _ length: Int) {
+        precondition(offset >= 0 && length >= 0 && offset + length <= count, "slab range out of bounds")
+        guard mapping != nil else { return }
+        let page = UInt(sysconf(Int32(_SC_PAGESIZE)))
+        let start = (UInt(bitPattern: base + offset) + page - 1) & ~(page - 1)
+        let end = UInt(bitPattern: base + offset + length) & ~(page - 1)
+        if end > start { _ = madvise(UnsafeMutableRawPointer(bitPattern: start), Int(end - start), MADV_NOHUGEPAGE) }
+    }
 }
 
 /// Hands out consecutive 64-byte-aligned regions of a slab; used to lay out workspaces.

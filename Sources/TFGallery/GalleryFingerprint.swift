@@ -32,8 +32,9 @@ public struct GalleryFingerprint: Equatable, Sendable, CustomStringConvertible {
     public init(model: TransFaceModel) throws {
         let c = model.config
         let arch = "\(c.arch) img\(c.imgSize) p\(c.patchSize) D\(c.embedDim) depth\(c.depth) heads\(c.numHeads) mlp\(c.mlpHiddenDim)"
-        let hash = fnv1a64(UnsafeRawBufferPointer(start: model.parameters.base, count: model.parameters.count * MemoryLayout<Float>.stride))
-        try self.init(architecture: arch, embeddingSize: c.embeddingSize, weightsHash: hash)
+        var hash = FNV1a64()
+        try model.forEachFloat32Span { hash.add(UnsafeRawBufferPointer($0)) }
+        try self.init(architecture: arch, embeddingSize: c.embeddingSize, weightsHash: hash.value)
     }
 
     public var description: String {
@@ -43,12 +44,47 @@ public struct GalleryFingerprint: Equatable, Sendable, CustomStringConvertible {
 
 /// 64-bit FNV-1a over 8-byte little-endian words (then the remaining bytes one by one).
 public func fnv1a64(_ bytes: UnsafeRawBufferPointer) -> UInt64 {
-    var h: UInt64 = 0xcbf2_9ce4_8422_2325
-    let prime: UInt64 = 0x0000_0100_0000_01b3
-    let words = bytes.count / 8
-    for i in 0..<words { h = (h ^ bytes.loadUnaligned(fromByteOffset: 8 * i, as: UInt64.self)) &* prime }
-    for i in (8 * words)..<bytes.count { h = (h ^ UInt64(bytes[i])) &* prime }
-    return h
+    var h = FNV1a64()
+    h.add(bytes)
+    return h.value
+}
+
+/// `fnv1a64` fed in pieces: the same value as one call over the concatenated bytes.
+public struct FNV1a64 {
+    private var h: UInt64 = 0xcbf2_9ce4_8422_2325
+    private var pending: UInt64 = 0   // up to 7 bytes of an unfinished word, little-endian
+    private var pendingCount = 0
+    private static let prime: UInt64 = 0x0000_0100_0000_01b3
+
+    public init() {}
+
+    public mutating func add(_ bytes: UnsafeRawBufferPointer) {
+        var i = 0
+        while pendingCount > 0 && pendingCount < 8 && i < bytes.count {
+            pending |= UInt64(bytes[i]) << (8 * UInt64(pendingCount))
+            pendingCount += 1
+            i += 1
+        }
+        if pendingCount == 8 {
+            h = (h ^ pending) &* FNV1a64.prime
+            (pending, pendingCount) = (0, 0)
+        }
+        let words = (bytes.count - i) / 8
+        for w in 0..<words { h = (h ^ bytes.loadUnaligned(fromByteOffset: i + 8 * w, as: UInt64.self)) &* FNV1a64.prime }
+        i += 8 * words
+        while i < bytes.count {
+            pending |= UInt64(bytes[i]) << (8 * UInt64(pendingCount))
+            pendingCount += 1
+            i += 1
+        }
+    }
+
+    /// The hash of everything added (an unfinished word's bytes hashed one by one).
+    public var value: UInt64 {
+        var v = h
+        for b in 0..<pendingCount { v = (v ^ ((pending >> (8 * UInt64(b))) & 0xFF)) &* FNV1a64.prime }
+        return v
+    }
 }
 
 extension String {

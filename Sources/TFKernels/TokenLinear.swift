@@ -25,7 +25,7 @@ public enum LinearEpilogue: Sendable {
 /// A token-wise Linear (PyTorch `nn.Linear`, W stored [out × in]) over the images of a batch,
 /// on the matmul backend: the forward product and, for training, both backward products.
 /// The forward (and input-gradient) products read W packed once into the backend's blocked
-/// layout (`pack`, `packForBackward`).
+/// layout: packed here (`pack`, `packForBackward`) or shared with other Linears (`adopt`).
 ///
 /// Every image's `tokens` rows are cut into `tilesPerImage` fixed row tiles and each tile is one
 /// product of a fixed shape, so a row's result never depends on the batch it arrives in; the
@@ -36,41 +36,22 @@ public final class TokenLinear {
     public let outFeatures: Int
     public let precision: Precision
     private let workers: Int
-    private var forwardWeight = PackedWeight(), inputGradientWeight = PackedWeight()
+    private var forwardWeight: PackedLinearWeight?, inputGradientWeight: PackedLinearWeight?
+    /// Whether `forwardWeight` was packed here (false: adopted, never written).
+    private var ownsForwardWeight = false
     private var kernels: [Key: Kernel] = [:]
     private let messages: UnsafeMutablePointer<CChar>
     private static let messageSize = 256
 
-    /// Which of the three products, on how many rows (and, for the weight gradient, over how many).
-    private enum Product: Hashable {
-        case forward(LinearEpilogue), inputGradient, weightGradient(rows: Int)
-
-        /// Whether two products read the same packed weight (all forward epilogues share one).
-        func sharesPacking(with other: Self) -> Bool {
-            switch (self, other) {
-            case (.forward, .forward), (.inputGradient, .inputGradient): return true
-            default: return false
-            }
-        }
-    }
-    private struct Key: Hashable { let product: Product; let m: Int }
+    private struct Key: Hashable { let product: LinearProduct; let m: Int }
 
     /// One primitive and an execution state per worker.
     private final class Kernel {
-        let matmul: OpaquePointer
+        let primitive: MatmulPrimitive
         let rows: Int
         var execs: [OpaquePointer] = []
-        init(_ matmul: OpaquePointer, rows: Int) { self.matmul = matmul; self.rows = rows }
-        deinit {
-            for e in execs { tf_matmul_exec_free(e) }
-            tf_matmul_free(matmul)
-        }
-    }
-
-    /// A weight in the backend's layout for one product.
-    private struct PackedWeight {
-        var data: UnsafeMutableRawPointer?
-        var bytes = 0
+        init(_ primitive: MatmulPrimitive, rows: Int) { self.primitive = primitive; self.rows = rows }
+        deinit { for e in execs { tf_matmul_exec_free(e) } }
     }
 
     public init(inFeatures: Int, outFeatures: Int, precision: Precision, workers: Int) throws {
@@ -86,22 +67,43 @@ public final class TokenLinear {
 
     deinit {
         kernels.removeAll()
-        free(forwardWeight.data)
-        free(inputGradientWeight.data)
         messages.deallocate()
     }
 
-    /// Bytes of the packed weights.
-    public var weightBytes: Int { forwardWeight.bytes + inputGradientWeight.bytes }
+    /// Bytes of the packed weights this Linear packed itself (adopted ones belong to their owner).
+    public var weightBytes: Int { (ownsForwardWeight ? forwardWeight?.bytes ?? 0 : 0) + (inputGradientWeight?.bytes ?? 0) }
 
     /// Packs `weight` [outFeatures × inFeatures] (row-major) for the forward products that follow.
     public func pack(_ weight: UnsafePointer<Float>) throws {
-        try pack(weight, into: &forwardWeight, using: try kernel(.forward(.plain), m: 1))
+        if !ownsForwardWeight || forwardWeight == nil {
+            forwardWeight = nil
+            let packed = try PackedLinearWeight(inFeatures: inFeatures, outFeatures: outFeatures, precision: precision, use: .forward)
+            try checkLayout(of: packed)
+            forwardWeight = packed
+            ownsForwardWeight = true
+        }
+        try forwardWeight!.pack(from: weight)
+    }
+
+    /// Reads the forward products' weight from `packed` (shared, never written here).
+    public func adopt(_ packed: PackedLinearWeight) throws {
+        try require(packed.inFeatures == inFeatures && packed.outFeatures == outFeatures && packed.precision == precision
+                    && packed.use == .forward,
+                    "a packed \(packed.inFeatures) → \(packed.outFeatures) \(packed.precision.rawValue) weight does not fit a \(inFeatures) → \(outFeatures) \(precision.rawValue) Linear")
+        try checkLayout(of: packed)
+        forwardWeight = packed
+        ownsForwardWeight = false
     }
 
     /// Packs `weight` for the input-gradient products that follow (float32 only).
     public func packForBackward(_ weight: UnsafePointer<Float>) throws {
-        try pack(weight, into: &inputGradientWeight, using: try kernel(.inputGradient, m: 1))
+        if inputGradientWeight == nil {
+            let packed = try PackedLinearWeight(inFeatures: inFeatures, outFeatures: outFeatures, precision: precision,
+                                                use: .inputGradient)
+            try checkLayout(of: packed)
+            inputGradientWeight = packed
+        }
+        try inputGradientWeight!.pack(from: weight)
     }
 
     /// `out[r, :] = epilogue(x[r, :]·Wᵀ)` for the `images × tokens` rows of `x` [rows × in] into
@@ -139,10 +141,10 @@ public final class TokenLinear {
         }
     }
 
-    private func tiled(_ product: Product, weight: PackedWeight, pool: WorkerPool, images: Int, tokens: Int, tilesPerImage: Int,
-                       a: UnsafePointer<Float>, aRow: Int, bias: UnsafePointer<Float>?,
+    private func tiled(_ product: LinearProduct, weight: PackedLinearWeight?, pool: WorkerPool, images: Int, tokens: Int,
+                       tilesPerImage: Int, a: UnsafePointer<Float>, aRow: Int, bias: UnsafePointer<Float>?,
                        out: UnsafeMutablePointer<Float>, outRow: Int) throws {
-        guard let packed = weight.data else { throw TransFaceError(.misuse, "TokenLinear used before its weight was packed") }
+        guard let packed = weight?.data else { throw TransFaceError(.misuse, "TokenLinear used before its weight was packed") }
         try require(tilesPerImage >= 1 && tilesPerImage <= tokens, "\(tilesPerImage) tiles for \(tokens) tokens")
         let sized = try kernels(product, splitting: tokens, into: tilesPerImage)
         let tasks = images * tilesPerImage
@@ -160,7 +162,7 @@ public final class TokenLinear {
 
     /// The kernels for the pieces `WorkerPool.split(count, parts:)` cuts (their sizes differ by at
     /// most one: two kernels), made before a dispatch.
-    private func kernels(_ product: Product, splitting count: Int, into parts: Int) throws -> SplitKernels {
+    private func kernels(_ product: LinearProduct, splitting count: Int, into parts: Int) throws -> SplitKernels {
         SplitKernels(large: try kernel(product, m: WorkerPool.split(count, parts: parts, index: 0).count),
                      small: try kernel(product, m: WorkerPool.split(count, parts: parts, index: parts - 1).count))
     }
@@ -186,67 +188,42 @@ public final class TokenLinear {
         }
     }
 
-    private func pack(_ weight: UnsafePointer<Float>, into target: inout PackedWeight, using kernel: Kernel) throws {
-        let bytes = tf_matmul_packed_weight_bytes(kernel.matmul)
-        if target.data == nil || bytes != target.bytes {
-            free(target.data)
-            target = PackedWeight()
-            guard let p = aligned_alloc(64, (bytes + 63) / 64 * 64) else {
-                throw TransFaceError(.outOfMemory, "cannot allocate \(bytes) bytes of packed weights")
-            }
-            target = PackedWeight(data: p, bytes: bytes)
+    /// The packed weight `product` reads (nil: the weight-gradient product reads none).
+    private func weight(for product: LinearProduct) -> PackedLinearWeight? {
+        switch product {
+        case .forward: return forwardWeight
+        case .inputGradient: return inputGradientWeight
+        case .weightGradient: return nil
         }
-        let destination = target.data
-        try call { tf_matmul_pack_weight(kernel.matmul, weight, destination, $0, $1) }
     }
 
-    /// The kernel for `product` on `m` rows, made on first use. Kernels of one product share
-    /// the packed layout (checked).
-    private func kernel(_ product: Product, m: Int) throws -> Kernel {
+    /// Throws unless every primitive already made for `packed`'s product reads its layout.
+    private func checkLayout(of packed: PackedLinearWeight) throws {
+        for (key, k) in kernels where key.product.sharesPacking(with: packed.use.product) {
+            try requireSameLayout(packed, k)
+        }
+    }
+
+    private func requireSameLayout(_ packed: PackedLinearWeight, _ k: Kernel) throws {
+        guard packed.layout.sameWeightLayout(as: k.primitive) else {
+            throw TransFaceError(.internal, "oneDNN chose another weight layout for \(k.rows)-row tiles of a \(inFeatures) → \(outFeatures) Linear")
+        }
+    }
+
+    /// The kernel for `product` on `m` rows, made on first use (checked against the layout of the
+    /// packed weight it reads).
+    private func kernel(_ product: LinearProduct, m: Int) throws -> Kernel {
         let key = Key(product: product, m: m)
         if let k = kernels[key] { return k }
-        let inF = Int64(inFeatures), outF = Int64(outFeatures)
-        var shape = tf_matmul_shape()
-        shape.m = Int64(m)
-        shape.precision = precision == .bf16 ? TF_MATMUL_BF16 : TF_MATMUL_F32
-        shape.packed_b = 1
-        switch product {
-        case .forward(let epilogue):          // x[m × in] · Wᵀ
-            (shape.n, shape.k, shape.a_row_stride, shape.a_col_stride) = (outF, inF, inF, 1)
-            (shape.b_row_stride, shape.b_col_stride, shape.ldy, shape.epilogue) = (1, inF, outF, epilogue.code)
-        case .inputGradient:                  // dy[m × out] · W
-            try require(precision == .fp32, "backward products run in float32")
-            (shape.n, shape.k, shape.a_row_stride, shape.a_col_stride) = (inF, outF, outF, 1)
-            (shape.b_row_stride, shape.b_col_stride, shape.ldy, shape.epilogue) = (inF, 1, inF, TF_MATMUL_PLAIN)
-        case .weightGradient(let rows):       // dW[m × in] += dyᵀ[m × rows] · x[rows × in]
-            try require(precision == .fp32, "backward products run in float32")
-            (shape.n, shape.k, shape.a_row_stride, shape.a_col_stride) = (inF, Int64(rows), 1, outF)
-            (shape.b_row_stride, shape.b_col_stride, shape.ldy, shape.epilogue) = (inF, 1, inF, TF_MATMUL_ACCUMULATE)
-            shape.packed_b = 0
+        let shape = try product.shape(m: m, inFeatures: inFeatures, outFeatures: outFeatures, precision: precision)
+        let k = Kernel(try MatmulPrimitive(shape), rows: m)
+        for _ in 0..<workers {
+            var exec: OpaquePointer?
+            try callBackend { tf_matmul_exec_create(k.primitive.handle, &exec, $0, $1) }
+            k.execs.append(exec!)
         }
-        let k = try MatmulBackend.creating { () throws -> Kernel in
-            var handle: OpaquePointer?
-            try call { tf_matmul_create(&handle, &shape, $0, $1) }
-            let kernel = Kernel(handle!, rows: m)
-            for _ in 0..<workers {
-                var exec: OpaquePointer?
-                try call { tf_matmul_exec_create(kernel.matmul, &exec, $0, $1) }
-                kernel.execs.append(exec!)
-            }
-            return kernel
-        }
-        if shape.packed_b != 0,
-           let sibling = kernels.first(where: { $0.key.product.sharesPacking(with: product) })?.value,
-           tf_matmul_same_weight_layout(sibling.matmul, k.matmul) == 0 {
-            throw TransFaceError(.internal, "oneDNN chose another weight layout for \(m)-row tiles of a \(inFeatures) → \(outFeatures) Linear")
-        }
+        if let packed = weight(for: product) { try requireSameLayout(packed, k) }
         kernels[key] = k
         return k
-    }
-
-    /// Calls a backend function that reports failure as non-zero plus a message.
-    private func call(_ body: (UnsafeMutablePointer<CChar>, Int) -> Int32) throws {
-        var message = [CChar](repeating: 0, count: TokenLinear.messageSize)
-        if body(&message, message.count) != 0 { throw TransFaceError(.internal, String(cString: message)) }
     }
 }

@@ -15,8 +15,8 @@ public final class Embedder {
         let pool = try WorkerPool(threadCount: threads)
         forward = try ViTForward(config: model.config, preprocess: model.preprocess, maxBatch: maxBatch, pool: pool,
                                  precision: precision)
-        weights = ViTWeights(layout: model.layout, config: model.config, base: model.parameters.base)
-        try forward.pack(weights: weights)
+        weights = ViTWeights(layout: model.layout, config: model.config, base: model.slab.base)
+        try forward.pack(weights: weights, blocks: model.packedBlocks)
     }
 
     public var maxBatch: Int { forward.maxBatch }

@@ -8,12 +8,15 @@ public enum ModelFile {
         public var verifyChecksums = true
         /// Refuse files whose float32 weights would exceed this many bytes (0: no limit).
         public var maxWeightBytes: UInt64 = 0
+        /// Keep the block Linears only packed for the matmul backend (`TransFaceModel.packedBlocks`):
+        /// what inference wants; a trainer reading a checkpoint takes them as float32.
+        public var packBlockLinears = true
         public init() {}
     }
 
-    /// The model's tensors as the container stores them, in layout order.
-    public static func tensors(of model: TransFaceModel) -> [TensorContainer.Tensor] {
-        model.layout.entries.map { .init(name: $0.name, shape: $0.shape, values: UnsafeBufferPointer(model.parameters.view($0.offset, $0.count))) }
+    /// The tensors of a float32 slab laid out by `layout`, as the container stores them, in layout order.
+    public static func tensors(of slab: FloatSlab, layout: ParameterLayout) -> [TensorContainer.Tensor] {
+        layout.entries.map { .init(name: $0.name, shape: $0.shape, values: UnsafeBufferPointer(slab.view($0.offset, $0.count))) }
     }
 
     /// The header describing `model` (tensor records are filled in when writing).
@@ -25,7 +28,9 @@ public enum ModelFile {
 
     /// Writes `model` atomically; tensors are stored as `dtype` (float32 unless testing).
     public static func write(_ model: TransFaceModel, to path: String, dtype: StoredDType = .f32) throws {
-        try TensorContainer.write(.model, header: header(of: model), tensors: tensors(of: model), to: path, dtype: dtype)
+        try model.withFloat32Parameters {
+            try TensorContainer.write(.model, header: header(of: model), tensors: tensors(of: $0, layout: model.layout), to: path, dtype: dtype)
+        }
     }
 
     /// Loads a model; every problem is a thrown error naming the file and what is wrong.
@@ -49,13 +54,20 @@ public enum ModelFile {
         if options.maxWeightBytes > 0 && UInt64(layout.weightBytes) > options.maxWeightBytes {
             throw TransFaceError.invalidArgument("'\(opened.path)': \(layout.weightBytes) bytes of weights exceed the limit of \(options.maxWeightBytes)")
         }
+        func read(_ e: TensorEntry, into values: UnsafeMutablePointer<Float>) throws {
+            try opened.read(byName[e.name]!, into: UnsafeMutableBufferPointer(start: values, count: e.count), verify: options.verifyChecksums)
+        }
+        let packed = options.packBlockLinears
+            ? try PackedBlockWeights(config: header.config) { name, values in try read(try layout.entry(name), into: values) }
+            : nil
         let slab = try FloatSlab(count: layout.totalCount)
-        for e in layout.entries {
-            try opened.read(byName[e.name]!, into: slab.view(e.offset, e.count), verify: options.verifyChecksums)
+        for e in layout.entries where packed?.weight(e.name) != nil { slab.leaveUnwritten(e.offset, e.count) }
+        for e in layout.entries where packed?.weight(e.name) == nil {
+            try read(e, into: slab.base + e.offset)
         }
         do {
             return try TransFaceModel(config: header.config, preprocess: header.preprocess,
-                                      metadata: header.metadata.map { ($0.key, $0.value) }, parameters: slab)
+                                      metadata: header.metadata.map { ($0.key, $0.value) }, parameters: slab, packedBlocks: packed)
         } catch let e as TransFaceError { throw opened.bad(e.message) }
     }
 }

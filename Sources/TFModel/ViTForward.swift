@@ -79,7 +79,7 @@ public final class ViTForward {
 
     /// Packs `w` for the runs that follow (a run does it itself when needed; calling this
     /// first moves the work and the allocation out of the first call).
-    public func pack(weights w: ViTWeights) throws { try linears.pack(w) }
+    public func pack(weights w: ViTWeights, blocks: PackedBlockWeights? = nil) throws { try linears.pack(w, blocks: blocks) }
 
     /// Raw embeddings (before L2 normalisation) of the last run: count × E.
     public var embeddings: UnsafeBufferPointer<Float> { .init(start: buffers.f3, count: lastCount * config.embeddingSize) }
@@ -134,7 +134,7 @@ public final class ViTForward {
         }
         lastCount = 0
         if mode != .eval || linears.packedFrom != w.patchWeight {
-            try profile.time(.gemm) { try linears.pack(w) }
+            try profile.time(.gemm) { try linears.pack(w, blocks: linears.packedBlocks) }
         }
         let pass = Pass(count: count, tokens: tb, rows: count * tb, tilesPerImage: tilesPerImage(tb),
                         kept: kept, noise: noise, observer: observer, profile: profile,

@@ -14,6 +14,8 @@ final class ViTLinears {
     let rowWeights: RowWeightsBF16?
     /// The tensor the current packing was made from (`ViTWeights.patchWeight`), nil before the first.
     private(set) var packedFrom: UnsafeMutablePointer<Float>?
+    /// The model's packed block Linears the current packing reads (nil: packed from float32).
+    private(set) var packedBlocks: PackedBlockWeights?
 
     init(config c: ViTConfig, precision: Precision, workers: Int) throws {
         let d = c.embedDim, h = c.mlpHiddenDim
@@ -27,13 +29,34 @@ final class ViTLinears {
         rowWeights = precision == .bf16 ? RowWeightsBF16(config: c) : nil
     }
 
-    /// Packs every weight of `w`.
-    func pack(_ w: ViTWeights) throws {
+    /// Packs every weight of `w`; with `blocks` (a loaded model's packed block Linears) a float32
+    /// context reads those in place and a bf16 one packs from their float32 values.
+    func pack(_ w: ViTWeights, blocks: PackedBlockWeights? = nil) throws {
         packedFrom = nil
+        packedBlocks = nil
         try patch.pack(w.patchWeight)
-        try forEachBlockLinear(w) { try $0.pack($1) }
+        if let blocks {
+            try require(blocks.blocks.count == self.blocks.count, "packed weights of \(blocks.blocks.count) blocks for \(self.blocks.count)")
+            var scratch: FloatSlab?  // float32 values of one weight, for a precision other than the packing's
+            for (l, b) in zip(self.blocks, blocks.blocks) {
+                for (linear, packed) in [(l.qkv, b.qkv), (l.proj, b.proj), (l.fc1, b.fc1), (l.fc2, b.fc2)] {
+                    if linear.precision == packed.precision {
+                        try linear.adopt(packed)
+                    } else {
+                        if (scratch?.count ?? 0) < packed.inFeatures * packed.outFeatures {
+                            scratch = try FloatSlab(count: packed.inFeatures * packed.outFeatures)
+                        }
+                        try packed.unpack(into: scratch!.base)
+                        try linear.pack(scratch!.base)
+                    }
+                }
+            }
+        } else {
+            try forEachBlockLinear(w) { try $0.pack($1) }
+        }
         rowWeights?.convert(w)
         packedFrom = w.patchWeight
+        packedBlocks = blocks
     }
 
     /// Packs every block Linear's weight for its input-gradient product (training).
@@ -49,7 +72,7 @@ final class ViTLinears {
         }
     }
 
-    /// Bytes of packed weights held.
+    /// Bytes of packed weights this context holds (adopted ones belong to the model).
     var bytes: Int {
         blocks.reduce(patch.weightBytes + (rowWeights?.bytes ?? 0)) {
             $0 + $1.qkv.weightBytes + $1.proj.weightBytes + $1.fc1.weightBytes + $1.fc2.weightBytes

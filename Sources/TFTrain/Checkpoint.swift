@@ -30,7 +30,7 @@ extension Trainer {
                                 rngState: rng.flatMap { [$0.0, $0.1, $0.2, $0.3] }, samplerState: samplerState,
                                 learningRateScale: learningRateScale)
         rng.removeAll()
-        var tensors = ModelFile.tensors(of: model)
+        var tensors = ModelFile.tensors(of: parameters, layout: layout)
         tensors.append(.init(name: "partial_fc.weight", shape: [partialFC.numClasses, config.model.embeddingSize],
                              values: UnsafeBufferPointer(partialFC.weight.all)))
         for (name, slab, offset, count) in stateTensors() {
@@ -69,7 +69,9 @@ extension Trainer {
         // are checked against the records (which tile the file exactly) before the trainer is
         // allocated, so a header claiming enormous tensors is refused, not allocated.
         let expected = try stateTensorSizes(config: config)
-        let model = try ModelFile.readModel(opened, extraTensors: Set(expected.map(\.name)), options: .init())
+        var options = ModelFile.LoadOptions()
+        options.packBlockLinears = false
+        let model = try ModelFile.readModel(opened, extraTensors: Set(expected.map(\.name)), options: options)
         let records = try checkRecords(opened, expected)
         guard state.learningRateScale.isFinite && state.learningRateScale > 0 && state.learningRateScale <= 1 else {
             throw opened.bad("learning-rate scale \(state.learningRateScale) is outside (0, 1]")

@@ -183,7 +183,9 @@ extension Trainer {
         }
         let e = config.model.embeddingSize
         let ownExpected = try stateTensorSizes(config: config, centreRows: sources[ownIndex].count)
-        let model = try ModelFile.readModel(own, extraTensors: Set(ownExpected.map(\.name)), options: .init())
+        var options = ModelFile.LoadOptions()
+        options.packBlockLinears = false
+        let model = try ModelFile.readModel(own, extraTensors: Set(ownExpected.map(\.name)), options: options)
         let ownRecords = try checkRecords(own, ownExpected)
         guard state.learningRateScale.isFinite && state.learningRateScale > 0 && state.learningRateScale <= 1 else {
             throw own.bad("learning-rate scale \(state.learningRateScale) is outside (0, 1]")

@@ -96,13 +96,13 @@ public final class Trainer {
             expected.dropPathRate = m.config.dropPathRate
             try require(m.config == expected, "the initial model's architecture (\(m.config.arch), embed \(m.config.embedDim), depth \(m.config.depth)) differs from the configured one")
             parameters = try FloatSlab(count: layout.totalCount)
-            parameters.base.update(from: m.parameters.base, count: layout.totalCount)
+            try m.copyParameters(into: parameters.base)
             preprocess = m.preprocess
             metadata = m.metadata
         } else {
             let builder = try ModelBuilder(config: c)
             builder.initializeWeights(seed: config.seed)
-            parameters = try builder.build().parameters
+            parameters = try builder.build().slab  // a built model is all float32
             preprocess = .official(size: c.imgSize)
             metadata = []
         }

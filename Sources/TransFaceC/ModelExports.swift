@@ -97,6 +97,6 @@ import TFModel
         let e = try m.layout.entry(try string(name, "name"))
         let out = try required(out, "out")
         try require(capacity >= e.count, "capacity \(capacity) is smaller than the \(e.count) values of '\(e.name)'")
-        out.update(from: m.parameters.base + e.offset, count: e.count)
+        try m.copyTensor(e, into: out)
     }
 }

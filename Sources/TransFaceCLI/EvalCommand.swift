@@ -192,7 +192,7 @@ struct EvalCommand: ParsableCommand {
                                         ("verification_threshold_flip", "\(flip)")]
         var metadata = m.metadata.filter { kv in !keys.contains { $0.0 == kv.key } }
         metadata += keys.map { (key: $0.0, value: $0.1) }
-        let updated = try TransFaceModel(config: m.config, preprocess: m.preprocess, metadata: metadata, parameters: m.parameters)
+        let updated = try m.replacingMetadata(metadata)
         let stored = try TensorContainer.open(.model, path: model).header.tensors.first?.dtype ?? .f32
         try withExtendedLifetime(m) { try ModelFile.write(updated, to: model, dtype: stored) }
         print("\nstored in \(model): verification_threshold \(CLISupport.fixed(threshold, 4)) (cosine; TAR \(CLISupport.fixed(report.tars[0] * 100, 2)) % at FAR ≤ \(TextFormat.number(far)) on \(s.name))")

@@ -65,7 +65,9 @@ final class DetectorModelFileTests: XCTestCase {
             XCTAssertEqual(opened.header.kind, .embedder)
             XCTAssertNil(opened.header.detector)
             let again = folder + "/again.tfm"
-            try TensorContainer.write(.model, header: opened.header, tensors: ModelFile.tensors(of: model), to: again, dtype: dtype)
+            try model.withFloat32Parameters {
+                try TensorContainer.write(.model, header: opened.header, tensors: ModelFile.tensors(of: $0, layout: model.layout), to: again, dtype: dtype)
+            }
             XCTAssertEqual(try [UInt8](Data(contentsOf: URL(fileURLWithPath: again))), original, name)
         }
     }

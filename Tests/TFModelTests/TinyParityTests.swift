@@ -13,7 +13,7 @@ final class TinyParityTests: XCTestCase {
         let input = try Reference.load("tiny/input/u8_hwc")
         let forward = try ViTForward(config: model.config, preprocess: model.preprocess, maxBatch: 4,
                                      pool: try WorkerPool(threadCount: threads), keepActivations: keepActivations)
-        let weights = ViTWeights(layout: model.layout, config: model.config, base: model.parameters.base)
+        let weights = ViTWeights(layout: model.layout, config: model.config, base: model.slab.base)
         var acts: [String: [Float]] = [:]
         try input.bytes.withUnsafeBufferPointer { images in
             try forward.run(weights: weights, images: images.baseAddress!, count: 4, mode: mode) { name, values in
@@ -85,7 +85,7 @@ final class TinyParityTests: XCTestCase {
         let model = try Reference.tinyModel()
         let forward = try ViTForward(config: model.config, preprocess: model.preprocess, maxBatch: 2,
                                      pool: try WorkerPool(threadCount: 1))
-        let weights = ViTWeights(layout: model.layout, config: model.config, base: model.parameters.base)
+        let weights = ViTWeights(layout: model.layout, config: model.config, base: model.slab.base)
         let image = [UInt8](repeating: 7, count: 112 * 112 * 3)
         XCTAssertThrowsError(try forward.run(weights: weights, images: image, count: 1, mode: .train(updateRunningStatistics: true)))
     }

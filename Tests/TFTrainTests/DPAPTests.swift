@@ -137,7 +137,7 @@ final class DPAPTests: XCTestCase {
         let model = try Reference.tinyModel()
         let forward = try ViTForward(config: model.config, preprocess: model.preprocess, maxBatch: 4,
                                      pool: try WorkerPool(threadCount: 1))
-        let weights = ViTWeights(layout: model.layout, config: model.config, base: model.parameters.base)
+        let weights = ViTWeights(layout: model.layout, config: model.config, base: model.slab.base)
         let u8 = try Reference.load("tiny/input/u8_hwc")
         try u8.bytes.withUnsafeBufferPointer { p in
             try forward.run(weights: weights, images: p.baseAddress!, count: 4, mode: .train(updateRunningStatistics: false))

@@ -41,7 +41,7 @@ final class ViTBackwardTests: XCTestCase {
             try plainBuilder.setTensor(e.name, v)
         }
         let plainModel = try plainBuilder.build()
-        seModel.parameters.view(seModel.layout["senet.2.weight"]!.offset, 81).update(repeating: 0)
+        seModel.slab.view(seModel.layout["senet.2.weight"]!.offset, 81).update(repeating: 0)
 
         var rng = SeededRNG(seed: 23)
         let images = (0..<(batch * 27 * 27 * 3)).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
@@ -54,7 +54,7 @@ final class ViTBackwardTests: XCTestCase {
         func gradients(_ model: TransFaceModel, patchStdWeight: Float) throws -> (grads: FloatSlab, patchStd: [Float]) {
             let forward = try ViTForward(config: model.config, preprocess: model.preprocess, maxBatch: batch, pool: pool,
                                          keepActivations: true)
-            let weights = ViTWeights(layout: model.layout, config: model.config, base: model.parameters.base)
+            let weights = ViTWeights(layout: model.layout, config: model.config, base: model.slab.base)
             try images.withUnsafeBufferPointer {
                 try forward.run(weights: weights, input: .rgb8($0.baseAddress!), count: batch,
                                 mode: .train(updateRunningStatistics: false), noise: noise)
@@ -83,7 +83,7 @@ final class ViTBackwardTests: XCTestCase {
         let model = try builder.build()
         var rng = SeededRNG(seed: 17)
         for e in model.layout.entries where e.trainable {
-            let v = model.parameters.view(e.offset, e.count)
+            let v = model.slab.view(e.offset, e.count)
             for i in v.indices { v[i] += Float(rng.normal()) * 0.1 }
         }
         let images = (0..<(batch * 27 * 27 * 3)).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
@@ -92,7 +92,7 @@ final class ViTBackwardTests: XCTestCase {
         let pool = try WorkerPool(threadCount: 2)
         let forward = try ViTForward(config: config, preprocess: model.preprocess, maxBatch: batch, pool: pool,
                                      keepActivations: true)
-        let weights = ViTWeights(layout: model.layout, config: config, base: model.parameters.base)
+        let weights = ViTWeights(layout: model.layout, config: config, base: model.slab.base)
         var noise: TrainingNoise?
         if withNoise {
             var kept: [Int32] = []
@@ -119,7 +119,7 @@ final class ViTBackwardTests: XCTestCase {
 
         var checked = 0
         for e in model.layout.entries where e.trainable && (withNoise || e.name != "mask_token") {
-            let values = model.parameters.view(e.offset, e.count)
+            let values = model.slab.view(e.offset, e.count)
             let scale = max(values.map { abs($0) }.max()!, 0.05)
             let direction = (0..<e.count).map { _ in Float(rng.normal()) }
             let eps = 1e-3 * scale

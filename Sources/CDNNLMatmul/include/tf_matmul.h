@@ -70,6 +70,9 @@ int tf_matmul_same_weight_layout(const tf_matmul *a, const tf_matmul *b);
 /** Reorders B (read with the shape's strides from b) into packed (tf_matmul_packed_weight_bytes
  *  bytes, 64-byte aligned), converting to bf16 for a bf16 primitive. */
 int tf_matmul_pack_weight(const tf_matmul *matmul, const float *b, void *packed, char *error, size_t error_size);
+/** The inverse of tf_matmul_pack_weight: writes the float32 weight back with the shape's strides
+ *  (exact for float32 packings; bf16 packings give the bf16 values widened). */
+int tf_matmul_unpack_weight(const tf_matmul *matmul, const void *packed, float *b, char *error, size_t error_size);
 
 /** Per-thread execution state of one primitive (memory objects, scratchpad, bf16 input tile). */
 int tf_matmul_exec_create(const tf_matmul *matmul, tf_matmul_exec **out, char *error, size_t error_size);
