@@ -108,12 +108,16 @@ public final class TokenLinear {
 
     /// `out[r, :] = epilogue(x[r, :]·Wᵀ)` for the `images × tokens` rows of `x` [rows × in] into
     /// `out` [rows × out], each image cut into `tilesPerImage` row tiles spread over `pool`.
+    /// `afterTile(firstRow, rows)` runs on the worker that just wrote those rows of
+    /// `out` (row-wise work fused into the product's pass: no extra dispatch, the rows still in cache).
     public func forward(pool: WorkerPool, images: Int, tokens: Int, tilesPerImage: Int,
                         x: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>,
-                        bias: UnsafePointer<Float>? = nil, epilogue: LinearEpilogue = .plain) throws {
+                        bias: UnsafePointer<Float>? = nil, epilogue: LinearEpilogue = .plain,
+                        afterTile: (Int, Int) -> Void = { _, _ in }) throws {
         if epilogue != .plain { try require(bias != nil, "Linear epilogue \(epilogue) needs a bias") }
         try tiled(.forward(epilogue), weight: forwardWeight, pool: pool, images: images, tokens: tokens,
-                  tilesPerImage: tilesPerImage, a: x, aRow: inFeatures, bias: bias, out: out, outRow: outFeatures)
+                  tilesPerImage: tilesPerImage, a: x, aRow: inFeatures, bias: bias, out: out, outRow: outFeatures,
+                  afterTile: afterTile)
     }
 
     /// Input gradient `dx[r, :] = dy[r, :]·W` (written) for the `images × tokens` rows of
@@ -143,7 +147,7 @@ public final class TokenLinear {
 
     private func tiled(_ product: LinearProduct, weight: PackedLinearWeight?, pool: WorkerPool, images: Int, tokens: Int,
                        tilesPerImage: Int, a: UnsafePointer<Float>, aRow: Int, bias: UnsafePointer<Float>?,
-                       out: UnsafeMutablePointer<Float>, outRow: Int) throws {
+                       out: UnsafeMutablePointer<Float>, outRow: Int, afterTile: (Int, Int) -> Void = { _, _ in }) throws {
         guard let packed = weight?.data else { throw TransFaceError(.misuse, "TokenLinear used before its weight was packed") }
         try require(tilesPerImage >= 1 && tilesPerImage <= tokens, "\(tilesPerImage) tiles for \(tokens) tokens")
         let sized = try kernels(product, splitting: tokens, into: tilesPerImage)
@@ -155,6 +159,7 @@ public final class TokenLinear {
                 let k = sized.for(tile)
                 if tf_matmul_run(k.execs[worker], a + row * aRow, packed, bias, out + row * outRow, message,
                                  TokenLinear.messageSize) != 0 { return false }
+                afterTile(row, tile.count)
             }
             return true
         }

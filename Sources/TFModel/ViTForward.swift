@@ -140,7 +140,7 @@ public final class ViTForward {
                         kept: kept, noise: noise, observer: observer, profile: profile,
                         fuseResiduals: !buffers.keepsActivations && observer == nil)
         try embedPatches(w, input, mirror: mirror, pass)
-        for i in 0..<c.depth { try block(i, w.blocks[i], pass) }
+        for i in 0..<c.depth { try block(i, w.blocks[i], next: i + 1 < c.depth ? w.blocks[i + 1] : nil, pass) }
         finalNorm(w, pass)
         seGate(w, pass)
         head(w, mode: mode, pass)
@@ -195,11 +195,16 @@ public final class ViTForward {
     }
 
     /// Transformer block `i`: middle = input + proj(attention(norm1(input))),
-    /// output = middle + fc2(relu6(fc1(norm2(middle)))).
-    private func block(_ i: Int, _ blk: ViTWeights.Block, _ p: Pass) throws {
+    /// output = middle + fc2(relu6(fc1(norm2(middle)))). Row-wise steps run inside the product
+    /// before them, on the tile each worker just wrote: ReLU6 in fc1's; for inference (residuals
+    /// fused, the stream updated in place) also norm2 in proj's and the next block's norm1 in fc2's
+    /// (`next`), so a block is four dispatches.
+    private func block(_ i: Int, _ blk: ViTWeights.Block, next: ViTWeights.Block?, _ p: Pass) throws {
         let c = config, d = c.embedDim, a = buffers.blocks[i], l = linears.blocks[i], bufs = buffers
         let scales = p.noise?.branchScales.map { $0[(i * 2 * p.count)..<((i * 2 + 2) * p.count)] }
-        layerNorm(out: a.norm1, mean: a.mean1, rstd: a.rstd1, x: a.input, weight: blk.norm1Weight, bias: blk.norm1Bias, p)
+        if i == 0 || !p.fuseResiduals {
+            layerNorm(out: a.norm1, mean: a.mean1, rstd: a.rstd1, x: a.input, weight: blk.norm1Weight, bias: blk.norm1Bias, p)
+        }
         try gemm(l.qkv, x: a.norm1, out: a.qkv, p)
         let tasks = p.count * c.numHeads, tb = p.tokens
         p.profile.time(.attention) { pool.run { worker in
@@ -210,26 +215,43 @@ public final class ViTForward {
                                       bufs.attentionScratch + worker * bufs.attentionScratchCount)
             }
         } }
-        try residualBranch(l.proj, x: a.attention, bias: blk.projBias, stream: a.input, out: a.middle,
-                           scales: scales.map { $0.prefix(p.count) }, name: "blocks.\(i).attn", p)
-        layerNorm(out: a.norm2, mean: a.mean2, rstd: a.rstd2, x: a.middle, weight: blk.norm2Weight, bias: blk.norm2Bias, p)
-        // ReLU6 in its own pass: oneDNN's fused clip turns NaN into a number, PyTorch's keeps it
-        // (a non-finite step must stay visible to the trainer's policy).
-        try gemm(l.fc1, x: a.norm2, out: a.hidden, bias: blk.fc1Bias, epilogue: .bias, p)
-        let hid = c.mlpHiddenDim
-        p.profile.time(.elementwise) {
-            overRows(p.rows) { lo, n in biasActivationForward(a.hidden + lo * hid, bias: nil, rows: n, cols: hid, activation: .relu6) }
+        if p.fuseResiduals {
+            try gemm(l.proj, x: a.attention, out: a.middle, bias: blk.projBias, epilogue: .biasAccumulate, p) { lo, n in
+                Self.layerNormRows(out: a.norm2, mean: a.mean2, rstd: a.rstd2, x: a.middle, weight: blk.norm2Weight,
+                                   bias: blk.norm2Bias, from: lo, rows: n, dim: d)
+            }
+        } else {
+            try residualBranch(l.proj, x: a.attention, bias: blk.projBias, stream: a.input, out: a.middle,
+                               scales: scales.map { $0.prefix(p.count) }, name: "blocks.\(i).attn", p)
+            layerNorm(out: a.norm2, mean: a.mean2, rstd: a.rstd2, x: a.middle, weight: blk.norm2Weight, bias: blk.norm2Bias, p)
         }
-        try residualBranch(l.fc2, x: a.hidden, bias: blk.fc2Bias, stream: a.middle, out: a.output,
-                           scales: scales.map { $0.suffix(p.count) }, name: "blocks.\(i).mlp", p)
+        // ReLU6 after the product, not as oneDNN's fused clip: that turns NaN into a number where
+        // PyTorch's keeps it (a non-finite step must stay visible to the trainer's policy).
+        let hid = c.mlpHiddenDim
+        try gemm(l.fc1, x: a.norm2, out: a.hidden, bias: blk.fc1Bias, epilogue: .bias, p) { lo, n in
+            biasActivationForward(a.hidden + lo * hid, bias: nil, rows: n, cols: hid, activation: .relu6)
+        }
+        if p.fuseResiduals {
+            let following = next.map { (buffers.blocks[i + 1], $0) }
+            try gemm(l.fc2, x: a.hidden, out: a.output, bias: blk.fc2Bias, epilogue: .biasAccumulate, p) { lo, n in
+                guard let (nb, nw) = following else { return }
+                Self.layerNormRows(out: nb.norm1, mean: nb.mean1, rstd: nb.rstd1, x: nb.input, weight: nw.norm1Weight,
+                                   bias: nw.norm1Bias, from: lo, rows: n, dim: d)
+            }
+        } else {
+            try residualBranch(l.fc2, x: a.hidden, bias: blk.fc2Bias, stream: a.middle, out: a.output,
+                               scales: scales.map { $0.suffix(p.count) }, name: "blocks.\(i).mlp", p)
+        }
         p.observe("blocks.\(i)", a.output, p.rows * d)
     }
 
+    /// A token Linear's forward product (`afterTile` as `TokenLinear.forward`'s, timed with it).
     private func gemm(_ l: TokenLinear, x: UnsafeMutablePointer<Float>, out: UnsafeMutablePointer<Float>,
-                      bias: UnsafeMutablePointer<Float>? = nil, epilogue: LinearEpilogue = .plain, _ p: Pass) throws {
+                      bias: UnsafeMutablePointer<Float>? = nil, epilogue: LinearEpilogue = .plain, _ p: Pass,
+                      afterTile: (Int, Int) -> Void = { _, _ in }) throws {
         try p.profile.time(.gemm) {
             try l.forward(pool: pool, images: p.count, tokens: p.tokens, tilesPerImage: p.tilesPerImage, x: x, out: out,
-                          bias: bias, epilogue: epilogue)
+                          bias: bias, epilogue: epilogue, afterTile: afterTile)
         }
     }
 
@@ -265,9 +287,17 @@ public final class ViTForward {
                            _ p: Pass) {
         let d = config.embedDim
         p.profile.time(.norms) { overRows(p.rows) { lo, n in
-            layerNormForward(out: out + lo * d, mean: mean.map { $0 + lo }, rstd: rstd.map { $0 + lo }, x: x + lo * d,
-                             weight: weight, bias: bias, rows: n, dim: d, eps: ViTConfig.layerNormEps)
+            Self.layerNormRows(out: out, mean: mean, rstd: rstd, x: x, weight: weight, bias: bias, from: lo, rows: n, dim: d)
         } }
+    }
+
+    /// The ViT's LayerNorm of rows `from ..< from + rows` of `x` (row length `dim`).
+    private static func layerNormRows(out: UnsafeMutablePointer<Float>, mean: UnsafeMutablePointer<Float>?,
+                                      rstd: UnsafeMutablePointer<Float>?, x: UnsafeMutablePointer<Float>,
+                                      weight: UnsafeMutablePointer<Float>, bias: UnsafeMutablePointer<Float>,
+                                      from lo: Int, rows n: Int, dim d: Int) {
+        layerNormForward(out: out + lo * d, mean: mean.map { $0 + lo }, rstd: rstd.map { $0 + lo }, x: x + lo * d,
+                         weight: weight, bias: bias, rows: n, dim: d, eps: ViTConfig.layerNormEps)
     }
 
     /// Final LayerNorm; with token masking the tokens go back to patch order, masked positions
