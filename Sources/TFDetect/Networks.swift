@@ -41,9 +41,10 @@ enum Stage {
     }
 }
 
-/// Per-worker buffers of the networks.
+/// Per-worker buffers of the networks (and of the pyramid levels a worker runs whole).
 final class WorkerScratch {
     let col = Scratch(), ping = Scratch(), pong = Scratch(), hidden = Scratch()
+    let level = Scratch(), mapA = Scratch(), mapB = Scratch()
 }
 
 /// P-Net: a fully convolutional stack run on a whole pyramid level, each stage's output lines
@@ -66,8 +67,9 @@ struct PNet {
     }
 
     /// Runs on `x` [height × width × 3]; the result lives in `a` or `b` (returned). Channel 1 of
-    /// the result is the face probability.
-    func forward(pool: WorkerPool, _ x: UnsafeMutablePointer<Float>, height: Int, width: Int,
+    /// the result is the face probability. Each stage's lines are split between the pool's
+    /// workers, or, with `worker` given, all run on the calling thread as that worker.
+    func forward(pool: WorkerPool, worker: Int? = nil, _ x: UnsafeMutablePointer<Float>, height: Int, width: Int,
                  a: Scratch, b: Scratch, workers: [WorkerScratch]) -> UnsafeMutablePointer<Float> {
         var shape = MapShape(height: height, width: width, channels: 3)
         var input = x, useA = true
@@ -75,11 +77,13 @@ struct PNet {
             let outShape = stage.output(shape)
             let out = (useA ? a : b).floats(outShape.count)
             let src = UnsafePointer(input), s = shape
-            pool.run { w in
+            if let worker {
+                stage.run(src, s, lines: 0..<outShape.height, out: out, col: workers[worker].col.floats(stage.colFloats(s)))
+            } else { pool.run { w in
                 let lines = WorkerPool.split(outShape.height, parts: pool.threadCount, index: w)
                 guard !lines.isEmpty else { return }
                 stage.run(src, s, lines: lines, out: out, col: workers[w].col.floats(stage.colFloats(s)))
-            }
+            } }
             input = out
             useA.toggle()
             shape = outShape

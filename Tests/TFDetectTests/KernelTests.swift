@@ -67,4 +67,13 @@ final class KernelTests: XCTestCase {
         XCTAssertEqual(FaceDetector.pickMain([big], width: 200, height: 200), 0)
         XCTAssertNil(FaceDetector.pickMain([], width: 200, height: 200))
     }
+
+    func testLevelPlanSplitsOnlyLevelsLargerThanAShare() {
+        XCTAssertEqual(FaceDetector.levelPlan(areas: [100, 10, 10], threads: 1), [nil, nil, nil])
+        XCTAssertEqual(FaceDetector.levelPlan(areas: [100, 10, 10], threads: 2), [nil, 0, 1])
+        XCTAssertEqual(FaceDetector.levelPlan(areas: [30, 30, 30, 10], threads: 3), [0, 1, 2, 0])
+        // LFW's 250 × 250 pyramid (levels 151², 107², …, 14²): the largest level on worker 0, the rest on 1.
+        let lfw = [151, 107, 76, 54, 38, 27, 19, 14].map { $0 * $0 }
+        XCTAssertEqual(FaceDetector.levelPlan(areas: lfw, threads: 2), [0, 1, 1, 1, 1, 1, 1, 1])
+    }
 }

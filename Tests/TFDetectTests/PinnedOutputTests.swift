@@ -45,10 +45,14 @@ final class PinnedOutputTests: XCTestCase {
         let first = try Real.detect(two, small, .truncated)
         _ = try Real.detect(two, big, .truncated)
         XCTAssertEqual(try Real.detect(two, small, .truncated), first, "buffers reused after a larger image")
-        let a = try Real.detect(one, big, .truncated), b = try Real.detect(two, big, .truncated)
-        XCTAssertEqual(a.count, b.count)
-        for (x, y) in zip(a, b) {
-            for (u, v) in zip(x.box + x.landmarks, y.box + y.landmarks) { XCTAssertEqual(u, v, accuracy: 1e-3) }
+        // 2 threads: pyramid levels run whole, one per worker; 3: the largest split by lines, the rest whole.
+        let a = try Real.detect(one, big, .truncated)
+        for other in [two, try Real.detector(threads: 3)] {
+            let b = try Real.detect(other, big, .truncated)
+            XCTAssertEqual(a.count, b.count)
+            for (x, y) in zip(a, b) {
+                for (u, v) in zip(x.box + x.landmarks, y.box + y.landmarks) { XCTAssertEqual(u, v, accuracy: 1e-3) }
+            }
         }
     }
 
