@@ -32,6 +32,13 @@ public final class Gallery: @unchecked Sendable {
     public internal(set) var snapshotEnd: UInt64 = 0
     /// Why a snapshot beside the log was not used at open (stale, damaged), if there was one.
     public internal(set) var snapshotProblem: String?
+    /// With `GalleryIndex.hnsw`: why the graph beside the log was not used at open (then it was
+    /// rebuilt from the slab), or why it was dropped later; nil if none.
+    public internal(set) var graphProblem: String?
+    /// With `GalleryIndex.hnsw`: whether the graph was loaded from its file at open (not rebuilt).
+    public internal(set) var graphLoaded = false
+    var graph: HNSWGraph?
+    var graphDirty = false
 
     let options: GalleryOptions
     let lock = ReadersWriterLock()
@@ -62,6 +69,7 @@ public final class Gallery: @unchecked Sendable {
     public static func open(path: String, fingerprint: GalleryFingerprint?, options: GalleryOptions = GalleryOptions()) throws -> Gallery {
         try require(!path.isEmpty, "empty gallery path")
         try require(options.searchThreads >= 1 && options.searchThreads <= 256, "search threads \(options.searchThreads) outside 1...256")
+        if case let .hnsw(parameters) = options.index { try parameters.check() }
         BLAS.useSingleThread()
         let fileLock = options.readOnly ? nil : try GalleryLock(galleryPath: path)
         if access(path, F_OK) != 0 {
@@ -98,6 +106,7 @@ public final class Gallery: @unchecked Sendable {
         let g = try Gallery(path: path, header: header!, store: store!, end: end, options: options, writer: writer, fileLock: fileLock)
         g.snapshotEnd = snapshotEnd
         g.snapshotProblem = snapshotProblem
+        if case let .hnsw(parameters) = options.index { try g.openGraph(parameters, log: file) }
         return g
     }
 
@@ -144,10 +153,11 @@ public final class Gallery: @unchecked Sendable {
     /// the writer lock and the memory. Later calls throw `misuse`.
     public func close() {
         lock.writing {
-            if !closed { try? snapshotIfGrownLocked() }
+            if !closed { try? snapshotIfGrownLocked(); try? saveGraphLocked() }
             closed = true
             writer?.close()
             writer = nil
+            graph = nil
             fileLock?.release()
             fileLock = nil
         }
