@@ -41,7 +41,6 @@ extension Gallery {
         snapshotEnd = 0  // the old snapshot no longer matches the log
         unlink(GallerySnapshot.path(of: path))
         try? snapshotIfGrownLocked()  // the log has everything; a missing snapshot only makes opening slower
-        graphDirty = graph != nil  // the rewritten log's bytes no longer match the graph's meta
-        try? saveGraphLocked()
+        try? compactGraphLocked()
     }
 }

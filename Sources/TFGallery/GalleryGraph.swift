@@ -2,7 +2,9 @@ import TFCore
 
 /// The gallery's HNSW index (`GalleryIndex.hnsw`), kept in step with the store under its lock:
 /// loaded or rebuilt at open, rows added on enrol, marked deleted on remove, written beside the
-/// log (`GalleryGraphFile`) after a rebuild, on close and after compaction. If an update of the
+/// log (`GalleryGraphFile`) after a rebuild, on close and after compaction (which also rebuilds
+/// it once removed nodes are as many as live ones). A read-only open without a usable graph file
+/// builds the graph in memory (not written). If an update of the
 /// graph fails (the log already has the change), the graph is dropped and searches are exact
 /// until the next open rebuilds it (`graphProblem` says why).
 extension Gallery {
@@ -58,6 +60,20 @@ extension Gallery {
             self.graph = nil
             graphProblem = "the graph was dropped after a failed update (searches are exact until reopened): \(error)"
         }
+    }
+
+    /// After compaction: rebuilds the graph from the slab once removed nodes (kept as waypoints)
+    /// are as many as live ones, then writes it (the rewritten log no longer matches its meta).
+    func compactGraphLocked() throws {
+        guard let old = graph else { return }
+        if old.nodeCount >= 2 * store.rows {
+            graph = nil
+            let rebuilt = try HNSWGraph.create(dim: store.dim, parameters: old.parameters, seed: old.parameters.seed)
+            try addRows(Array(0..<store.rows), to: rebuilt)
+            graph = rebuilt
+        }
+        graphDirty = true
+        try saveGraphLocked()
     }
 
     /// Writes the graph beside the log if it changed since it was read or written (write lock held).

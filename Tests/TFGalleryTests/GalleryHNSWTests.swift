@@ -113,11 +113,20 @@ final class GalleryHNSWTests: XCTestCase {
         XCTAssertNil(g.graphProblem)
         try checkSelfMatches(g, live: live, removed: removed)
 
-        // compaction rewrites the log; the graph is written again and still loads
-        for i in 100..<200 { try g.remove(label: "p\(i)"); removed.insert("p\(i)") }
-        try g.compact()
+        // compaction rewrites the log; the graph is written again and still loads; once removed
+        // nodes are as many as live ones it is rebuilt without them
         g.close()
+        var noAutoCompaction = options()
+        noAutoCompaction.compactionFraction = 1
+        g = try Gallery.open(path: path, fingerprint: F.fingerprint, options: noAutoCompaction)
+        for i in 100..<150 { try g.remove(label: "p\(i)"); removed.insert("p\(i)") }
+        try g.compact()
+        XCTAssertEqual(g.graph?.nodeCount, 339, "55 removed: kept as waypoints (p310 came and went while the graph was closed: never added)")
+        for i in 150..<270 { try g.remove(label: "p\(i)"); removed.insert("p\(i)") }
+        try g.compact()
         live = (0..<340).filter { !removed.contains("p\($0)") }
+        XCTAssertEqual(g.graph?.nodeCount, live.count, "175 removed: rebuilt")
+        g.close()
         g = try Gallery.open(path: path, fingerprint: F.fingerprint, options: options())
         XCTAssertTrue(g.graphLoaded, g.graphProblem ?? "")
         try checkSelfMatches(g, live: live, removed: removed)
