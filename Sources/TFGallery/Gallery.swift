@@ -19,6 +19,8 @@ import Glibc
 ///   remove, compact and close wait for them and run alone (a readers-writer lock). Across
 ///   processes one writer at a time (an advisory `flock` on `<path>.lock`; a second writer gets
 ///   an `io` error saying so), and any number of read-only openers.
+/// - Index: exact by default; `GalleryOptions.index` `.hnsw` searches an HNSW graph kept beside
+///   the log (`GalleryGraph`, `GalleryGraphFile`) and re-scores its candidates exactly.
 /// - Model guard: the file stores the model's `GalleryFingerprint`; opening, enrolling or
 ///   searching with another fingerprint is refused naming both.
 public final class Gallery: @unchecked Sendable {
@@ -106,7 +108,9 @@ public final class Gallery: @unchecked Sendable {
         let g = try Gallery(path: path, header: header!, store: store!, end: end, options: options, writer: writer, fileLock: fileLock)
         g.snapshotEnd = snapshotEnd
         g.snapshotProblem = snapshotProblem
-        if case let .hnsw(parameters) = options.index { try g.openGraph(parameters, log: file) }
+        if case let .hnsw(parameters) = options.index {
+            do { try g.openGraph(parameters, log: file) } catch { g.close(); throw error }  // releases the writer lock
+        }
         return g
     }
 
