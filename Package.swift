@@ -6,9 +6,11 @@ import PackageDescription
 /// AVX-512 twins (x86-64-v4: AVX-512 F/BW/CD/DQ/VL) run only where the CPU has it.
 let kernelCPUFlags = ["-target-cpu", "haswell"]
 let avx512CPUFlags = ["-target-cpu", "skylake-avx512"]
+let hnswCPUFlags = ["-mavx2", "-mfma"]
 #else
 let kernelCPUFlags: [String] = []
 let avx512CPUFlags: [String] = []
+let hnswCPUFlags: [String] = []
 #endif
 
 /// libtransface: TransFace (ICCV 2023) face recognition on the CPU, from Swift and through one C ABI.
@@ -80,7 +82,9 @@ let package = Package(
         .target(name: "TFTrain", dependencies: ["TFCore", "TFModel", "TFConvert", "TFDistributed", "CFFTW", "CJSON"]),
         .target(name: "TransFaceC", dependencies: ["TFCore", "TFKernels", "TFModel", "TFImage", "TFData", "TFEval", "TFWiring", "TFTrain", "TFConvert", "TFDetect", "TFGallery", "CTransFace"]),
         // The 1:N gallery: a crash-safe log file of enrolled embeddings, exact search (sgemm).
-        .target(name: "TFGallery", dependencies: ["TFCore", "TFModel", "CBLAS"], swiftSettings: [.unsafeFlags(["-O"] + kernelCPUFlags)]),
+        // hnswlib (Debian libhnswlib-dev, header-only) behind a C face, for the gallery's approximate index.
+        .target(name: "CHNSW", cxxSettings: [.unsafeFlags(["-fvisibility=hidden", "-O2"] + hnswCPUFlags)]),
+        .target(name: "TFGallery", dependencies: ["TFCore", "TFModel", "CBLAS", "CHNSW"], swiftSettings: [.unsafeFlags(["-O"] + kernelCPUFlags)]),
         .executableTarget(name: "TFGalleryBench", dependencies: ["TFGallery", "CDNNLMatmul"], swiftSettings: [.unsafeFlags(["-O"])]),
         .target(name: "TransFaceFuzzHarness", dependencies: ["TFCore", "TFModel", "TFImage", "TFData", "TFTrain", "TFConvert", "TFGallery"]),
         .executableTarget(name: "TransFaceFuzz", dependencies: ["TransFaceFuzzHarness"]),

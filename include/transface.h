@@ -1030,7 +1030,20 @@ typedef struct transface_gallery_params {
                                its own); default FLOAT32 */
     int32_t read_only;      /* 1: no writes, no writer lock; default 0 */
     int32_t search_threads; /* workers of one search; default 1 */
+    /* appended after the first release (struct_size 16 still accepted: exact index) */
+    int32_t index;          /* transface_gallery_index; default EXACT */
+    int32_t hnsw_m;         /* HNSW links per node, 2..256; default 16 */
+    int32_t hnsw_ef_construction; /* HNSW build beam; default 200 */
+    int32_t hnsw_ef_search; /* HNSW search beam (candidates re-scored exactly); default 64 */
+    uint64_t hnsw_seed;     /* seed of the graph's node levels; default 100 */
 } transface_gallery_params;
+
+/** How a gallery searches (transface_gallery_params.index). */
+typedef enum transface_gallery_index {
+    TRANSFACE_GALLERY_EXACT = 0, /* every row scored */
+    TRANSFACE_GALLERY_HNSW = 1   /* an HNSW graph (hnswlib) beside the file proposes rows, scored
+                                    exactly; approximate: see Benchmarks/gallery/RESULTS.md */
+} transface_gallery_index;
 
 transface_gallery_params transface_gallery_default_params(void);
 /** Defaults into the first `size` bytes of *params (size = sizeof *params; also sets struct_size). */

@@ -19,6 +19,8 @@ import Glibc
 ///   remove, compact and close wait for them and run alone (a readers-writer lock). Across
 ///   processes one writer at a time (an advisory `flock` on `<path>.lock`; a second writer gets
 ///   an `io` error saying so), and any number of read-only openers.
+/// - Index: exact by default; `GalleryOptions.index` `.hnsw` searches an HNSW graph kept beside
+///   the log (`GalleryGraph`, `GalleryGraphFile`) and re-scores its candidates exactly.
 /// - Model guard: the file stores the model's `GalleryFingerprint`; opening, enrolling or
 ///   searching with another fingerprint is refused naming both.
 public final class Gallery: @unchecked Sendable {
@@ -32,6 +34,13 @@ public final class Gallery: @unchecked Sendable {
     public internal(set) var snapshotEnd: UInt64 = 0
     /// Why a snapshot beside the log was not used at open (stale, damaged), if there was one.
     public internal(set) var snapshotProblem: String?
+    /// With `GalleryIndex.hnsw`: why the graph beside the log was not used at open (then it was
+    /// rebuilt from the slab), or why it was dropped later; nil if none.
+    public internal(set) var graphProblem: String?
+    /// With `GalleryIndex.hnsw`: whether the graph was loaded from its file at open (not rebuilt).
+    public internal(set) var graphLoaded = false
+    var graph: HNSWGraph?
+    var graphDirty = false
 
     let options: GalleryOptions
     let lock = ReadersWriterLock()
@@ -62,6 +71,7 @@ public final class Gallery: @unchecked Sendable {
     public static func open(path: String, fingerprint: GalleryFingerprint?, options: GalleryOptions = GalleryOptions()) throws -> Gallery {
         try require(!path.isEmpty, "empty gallery path")
         try require(options.searchThreads >= 1 && options.searchThreads <= 256, "search threads \(options.searchThreads) outside 1...256")
+        if case let .hnsw(parameters) = options.index { try parameters.check() }
         BLAS.useSingleThread()
         let fileLock = options.readOnly ? nil : try GalleryLock(galleryPath: path)
         if access(path, F_OK) != 0 {
@@ -98,6 +108,9 @@ public final class Gallery: @unchecked Sendable {
         let g = try Gallery(path: path, header: header!, store: store!, end: end, options: options, writer: writer, fileLock: fileLock)
         g.snapshotEnd = snapshotEnd
         g.snapshotProblem = snapshotProblem
+        if case let .hnsw(parameters) = options.index {
+            do { try g.openGraph(parameters, log: file) } catch { g.close(); throw error }  // releases the writer lock
+        }
         return g
     }
 
@@ -144,10 +157,11 @@ public final class Gallery: @unchecked Sendable {
     /// the writer lock and the memory. Later calls throw `misuse`.
     public func close() {
         lock.writing {
-            if !closed { try? snapshotIfGrownLocked() }
+            if !closed { try? snapshotIfGrownLocked(); try? saveGraphLocked() }
             closed = true
             writer?.close()
             writer = nil
+            graph = nil
             fileLock?.release()
             fileLock = nil
         }

@@ -41,5 +41,6 @@ extension Gallery {
         snapshotEnd = 0  // the old snapshot no longer matches the log
         unlink(GallerySnapshot.path(of: path))
         try? snapshotIfGrownLocked()  // the log has everything; a missing snapshot only makes opening slower
+        try? compactGraphLocked()
     }
 }

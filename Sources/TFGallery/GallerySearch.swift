@@ -23,7 +23,10 @@ extension Gallery {
         return try lock.reading {
             try checkOpen()
             if let given { try Gallery.check(given, against: fingerprint, path: path, doing: "search") }
-            let heaps = unit.withUnsafeBufferPointer { topIdentities(queries: $0.baseAddress!, m: m, k: k) }
+            let heaps = try unit.withUnsafeBufferPointer { u in
+                guard let graph else { return topIdentities(queries: u.baseAddress!, m: m, k: k) }
+                return try (0..<m).map { try graphTopIdentities(graph, query: u.baseAddress! + $0 * dim, k: k) }
+            }
             return heaps.map { heap in
                 heap.sorted().map { hit in
                     GalleryMatch(label: store.identities[Int(hit.identity)]!.label, score: hit.score,

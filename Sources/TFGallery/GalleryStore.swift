@@ -92,6 +92,8 @@ final class GalleryStore {
 
     func identity(ofRow r: Int) -> Identity { identities[Int(rowIdentity[r])]! }
     func contains(id: UInt64) -> Bool { rowOfID[id] != nil }
+    /// Row of entry `id`, if enrolled.
+    func rowIndex(of id: UInt64) -> Int? { rowOfID[id] }
 
     /// Throws (`what` names the record) unless `record` is consistent with the state.
     func check(_ record: GalleryRecord, what: String) throws {

@@ -15,9 +15,13 @@ public struct GalleryOptions: Sendable {
     /// Log bytes not covered by the snapshot beside it (`GallerySnapshot`) after which `close`
     /// and `compact` write a new one (0: always; `UInt64.max`: never).
     public var snapshotBytes: UInt64 = 16 << 20
+    /// How searches find rows: exact (default) or an HNSW graph (`GalleryIndex`); building the
+    /// graph at open uses `searchThreads` threads.
+    public var index: GalleryIndex = .exact
 
     public init(storage: GalleryStorage = .float32, readOnly: Bool = false, compactionFraction: Double = 0.5, searchThreads: Int = 1,
-                snapshotBytes: UInt64 = 16 << 20) {
+                snapshotBytes: UInt64 = 16 << 20, index: GalleryIndex = .exact) {
+        self.index = index
         self.storage = storage
         self.readOnly = readOnly
         self.compactionFraction = compactionFraction

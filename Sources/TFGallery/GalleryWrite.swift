@@ -51,6 +51,7 @@ extension Gallery {
                 let vectors = UnsafeRawBufferPointer(rebasing: b[(b.count - n * store.rowBytes)...])
                 try store.apply(.enrol(label: label, metadata: metadata, ids: ids, vectors: vectors))
             }
+            updateGraph(added: (store.rows - n)..<store.rows)
             return ids
         }
     }
@@ -83,7 +84,14 @@ extension Gallery {
     /// Appends a removal, applies it, and compacts when removed entries passed the threshold.
     private func commit(_ record: GalleryRecord, _ writer: GalleryLogWriter) throws {
         try writer.append(record.encoded)
+        let removedIDs: [UInt64]
+        switch record {
+        case let .removeLabel(label): removedIDs = store.ids(of: label)
+        case let .removeIDs(ids): removedIDs = ids
+        case .enrol: removedIDs = []
+        }
         try store.apply(record)
+        updateGraph(removed: removedIDs)
         let dead = store.fileRows - store.rows
         if dead >= 64 && Double(dead) > options.compactionFraction * Double(store.fileRows) { try compactLocked() }
     }

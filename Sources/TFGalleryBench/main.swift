@@ -8,6 +8,7 @@ import Glibc
 // Benchmarks/gallery/bench_gallery.py, which times faiss on the same vectors in turns with it.
 //
 //   TFGalleryBench BASE.f32 QUERIES.f32 N DIM FOLDER float32|float16|int8
+//   TFGalleryBench hnsw ...   (the HNSW index against the exact scan: HNSWBench.swift)
 // Enrols the first N vectors of BASE (one identity each) into FOLDER/gN[-STORAGE].tfg unless it
 // exists, times opening it (replay of the whole log, then from the snapshot beside it, which
 // closing a writer creates), then answers
@@ -23,6 +24,10 @@ func readFloats(_ path: String, count: Int) throws -> [Float] {
     return v
 }
 
+if CommandLine.arguments.count > 1, CommandLine.arguments[1] == "hnsw" {
+    try hnswBench(Array(CommandLine.arguments.dropFirst()))
+    exit(0)
+}
 let a = CommandLine.arguments
 guard a.count == 7, let n = Int(a[3]), let dim = Int(a[4]), let storage = GalleryStorage.allCases.first(where: { "\($0)" == a[6] }) else {
     print("usage: TFGalleryBench BASE.f32 QUERIES.f32 N DIM FOLDER float32|float16|int8"); exit(2)

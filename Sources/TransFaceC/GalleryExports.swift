@@ -57,6 +57,12 @@ final class GalleryHandle: HandleObject {
     p.storage = Int32(TRANSFACE_GALLERY_FLOAT32.rawValue)
     p.read_only = 0
     p.search_threads = 1
+    let hnsw = HNSWParameters()
+    p.index = Int32(TRANSFACE_GALLERY_EXACT.rawValue)
+    p.hnsw_m = Int32(hnsw.m)
+    p.hnsw_ef_construction = Int32(hnsw.efConstruction)
+    p.hnsw_ef_search = Int32(hnsw.efSearch)
+    p.hnsw_seed = hnsw.seed
     return p
 }
 
@@ -79,7 +85,14 @@ final class GalleryHandle: HandleObject {
         let m = try model.map { try Handle.get($0, ModelHandle.self, "model").model }
         let fingerprint = try m.map { try GalleryFingerprint(model: $0) }
         try require(fingerprint != nil || p.read_only == 1, "model is NULL: only a read-only gallery can be opened without a model")
-        let options = GalleryOptions(storage: storage, readOnly: p.read_only == 1, searchThreads: Int(p.search_threads))
+        let index: GalleryIndex
+        switch p.index {
+        case Int32(TRANSFACE_GALLERY_EXACT.rawValue): index = .exact
+        case Int32(TRANSFACE_GALLERY_HNSW.rawValue):
+            index = .hnsw(HNSWParameters(m: Int(p.hnsw_m), efConstruction: Int(p.hnsw_ef_construction), efSearch: Int(p.hnsw_ef_search), seed: p.hnsw_seed))
+        default: throw TransFaceError.invalidArgument("index \(p.index) is not a transface_gallery_index")
+        }
+        let options = GalleryOptions(storage: storage, readOnly: p.read_only == 1, searchThreads: Int(p.search_threads), index: index)
         out.pointee = Handle.make(GalleryHandle(try Gallery.open(path: path, fingerprint: fingerprint, options: options),
                                                 storedThreshold: try m?.storedVerificationThreshold()))
     }

@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "check.h"
 
@@ -116,6 +117,37 @@ int main(int argc, char **argv) {
     matches[0].struct_size = sizeof matches[0];
     EXPECT(TRANSFACE_NOT_FOUND, transface_gallery_search(g, query, 1, e, 1, NAN, matches, 1, found));
     SAYS("verification_threshold");
+
+    /* the HNSW index: the same answer on this small gallery, its score the exact one */
+    {
+        transface_match exact[2], approx[2];
+        size_t fe = 0, fa = 0;
+        exact[0].struct_size = approx[0].struct_size = sizeof exact[0];
+        char top[64] = "";
+        OK(transface_gallery_search(g, query + e, 1, e, 2, 0.5f, exact, 2, &fe));
+        if (fe) snprintf(top, sizeof top, "%s", exact[0].label); /* labels live until close */
+        transface_gallery_close(g);
+        g = NULL;
+        OK(transface_gallery_params_init(&p, sizeof p));
+        CHECK(p.index == TRANSFACE_GALLERY_EXACT && p.hnsw_m == 16 && p.hnsw_ef_construction == 200 && p.hnsw_ef_search == 64,
+              "default index params");
+        p.index = TRANSFACE_GALLERY_HNSW;
+        p.hnsw_m = 1;
+        EXPECT(TRANSFACE_INVALID_ARGUMENT, transface_gallery_open(path, m, &p, &g));
+        SAYS("HNSW M");
+        p.hnsw_m = 8;
+        p.index = 7;
+        EXPECT(TRANSFACE_INVALID_ARGUMENT, transface_gallery_open(path, m, &p, &g));
+        SAYS("transface_gallery_index");
+        p.index = TRANSFACE_GALLERY_HNSW;
+        OK(transface_gallery_open(path, m, &p, &g));
+        OK(transface_gallery_search(g, query + e, 1, e, 2, 0.5f, approx, 2, &fa));
+        CHECK(fa == fe && fa > 0 && strcmp(approx[0].label, top) == 0 && approx[0].score == exact[0].score,
+              "HNSW search: %zu matches (exact %zu), top-1 %s %.9g (exact %s %.9g)", fa, fe, fa ? approx[0].label : "-",
+              fa ? approx[0].score : 0.0f, top, fe ? exact[0].score : 0.0f);
+        snprintf(cmd, sizeof cmd, "%s.hnsw", path);
+        CHECK(access(cmd, F_OK) == 0, "graph file beside the gallery");
+    }
 
 done:
     transface_gallery_close(g);

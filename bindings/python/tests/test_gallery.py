@@ -81,3 +81,21 @@ def test_threshold_defaults_to_the_models_stored_one(tiny_model, tmp_path):
         g.enrol("ann", emb[0])
         assert g.search(emb[1])[0].passes
         assert not g.search(emb[1], threshold=score + 1e-3)[0].passes
+
+
+def test_hnsw_index_matches_exact_on_a_small_gallery(tiny_model, tmp_path):
+    rng = np.random.default_rng(9)
+    rows = rng.standard_normal((50, tiny_model.embedding_size)).astype(np.float32)
+    path = tmp_path / "g.tfg"
+    with transface.Gallery(path, tiny_model) as g:
+        for i, row in enumerate(rows):
+            g.enrol(f"p{i}", row)
+        exact = g.search(rows[7], k=3, threshold=0.5)
+    with pytest.raises(transface.InvalidArgumentError, match="index must be"):
+        transface.Gallery(path, tiny_model, index="ivf")
+    with pytest.raises(transface.InvalidArgumentError, match="HNSW M"):
+        transface.Gallery(path, tiny_model, index="hnsw", hnsw_m=1)
+    with transface.Gallery(path, tiny_model, index="hnsw", hnsw_m=8, hnsw_ef_search=32) as g:
+        approx = g.search(rows[7], k=3, threshold=0.5)
+    assert [(m.label, m.score) for m in approx] == [(m.label, m.score) for m in exact]
+    assert (tmp_path / "g.tfg.hnsw").exists()

@@ -32,11 +32,13 @@ def _matrix(embeddings, dim, what):
 class Gallery(_Handle):
     """A persistent gallery file for the embeddings of `model` (created when absent; a gallery of
     another model is refused). model=None opens an existing gallery read-only to list it.
-    storage "float32" (default), "float16" or "int8" (a quarter of the memory) for a new gallery. Any number of threads may search
+    storage "float32" (default), "float16" or "int8" (a quarter of the memory) for a new gallery;
+    index "exact" (default) or "hnsw" (approximate, with hnsw_m / hnsw_ef_construction / hnsw_ef_search). Any number of threads may search
     at once; enrol and remove run alone; one writer process at a time."""
     _free_name = "transface_gallery_close"
 
-    def __init__(self, path, model=None, storage="float32", read_only=False, search_threads=1):
+    def __init__(self, path, model=None, storage="float32", read_only=False, search_threads=1,
+                 index="exact", hnsw_m=None, hnsw_ef_construction=None, hnsw_ef_search=None, hnsw_seed=None):
         super().__init__()
         if model is not None and not isinstance(model, Model):
             raise InvalidArgumentError(f"model must be a transface.Model or None, got {type(model).__name__}")
@@ -46,6 +48,15 @@ class Gallery(_Handle):
         p.storage = L.TRANSFACE_GALLERY_STORAGE[storage]
         p.read_only = 1 if read_only or model is None else 0
         p.search_threads = int(search_threads)
+        # index "hnsw": an approximate HNSW graph beside the file (candidates re-scored exactly);
+        # the hnsw_* values left None keep the library's defaults (M 16, ef 200 / 64, seed 100)
+        if index not in L.TRANSFACE_GALLERY_INDEX:
+            raise InvalidArgumentError(f"index must be one of {', '.join(L.TRANSFACE_GALLERY_INDEX)}, got {index!r}")
+        p.index = L.TRANSFACE_GALLERY_INDEX[index]
+        for name, value in (("hnsw_m", hnsw_m), ("hnsw_ef_construction", hnsw_ef_construction),
+                            ("hnsw_ef_search", hnsw_ef_search), ("hnsw_seed", hnsw_seed)):
+            if value is not None:
+                setattr(p, name, int(value))
         h = c_void_p()
         check(L.lib().transface_gallery_open(L.encode_path(path), model._handle() if model else None, byref(p), byref(h)))
         self._set_handle(h.value)

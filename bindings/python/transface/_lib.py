@@ -604,12 +604,20 @@ STRUCTS.update({"transface_detector_params": transface_detector_params, "transfa
 transface_gallery_p = c_void_p
 
 
+TRANSFACE_GALLERY_INDEX = {"exact": 0, "hnsw": 1}
+
+
 class transface_gallery_params(Structure):
     _fields_ = [
         ("struct_size", c_uint32),
         ("storage", c_int32),  # transface_gallery_storage
         ("read_only", c_int32),
         ("search_threads", c_int32),
+        ("index", c_int32),  # transface_gallery_index (appended)
+        ("hnsw_m", c_int32),
+        ("hnsw_ef_construction", c_int32),
+        ("hnsw_ef_search", c_int32),
+        ("hnsw_seed", c_uint64),
     ]
 
 

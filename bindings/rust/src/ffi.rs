@@ -966,7 +966,24 @@ pub struct transface_gallery_params {
     pub read_only: i32,
     /// Workers of one search (1).
     pub search_threads: i32,
+    /// A `transface_gallery_index` value (appended; EXACT).
+    pub index: i32,
+    /// HNSW links per node (16).
+    pub hnsw_m: i32,
+    /// HNSW build beam (200).
+    pub hnsw_ef_construction: i32,
+    /// HNSW search beam (64).
+    pub hnsw_ef_search: i32,
+    /// Seed of the HNSW node levels (100).
+    pub hnsw_seed: u64,
 }
+
+/// `transface_gallery_index`: how a gallery searches.
+pub type transface_gallery_index = u32;
+/// Every row scored.
+pub const TRANSFACE_GALLERY_EXACT: transface_gallery_index = 0;
+/// An HNSW graph proposes rows, scored exactly (approximate).
+pub const TRANSFACE_GALLERY_HNSW: transface_gallery_index = 1;
 
 /// `struct transface_match`: one search result.
 #[repr(C)]
@@ -1045,11 +1062,14 @@ mod gallery_layout_tests {
     #[test]
     #[cfg(target_pointer_width = "64")]
     fn gallery_struct_layouts_match_the_header() {
-        assert_eq!(size_of::<transface_gallery_params>(), 16);
-        assert_eq!(align_of::<transface_gallery_params>(), 4);
+        assert_eq!(size_of::<transface_gallery_params>(), 40);
+        assert_eq!(align_of::<transface_gallery_params>(), 8);
         assert_eq!(offset!(transface_gallery_params, storage), 4);
         assert_eq!(offset!(transface_gallery_params, read_only), 8);
         assert_eq!(offset!(transface_gallery_params, search_threads), 12);
+        assert_eq!(offset!(transface_gallery_params, index), 16);
+        assert_eq!(offset!(transface_gallery_params, hnsw_ef_search), 28);
+        assert_eq!(offset!(transface_gallery_params, hnsw_seed), 32);
         assert_eq!(size_of::<transface_match>(), 32);
         assert_eq!(align_of::<transface_match>(), 8);
         assert_eq!(offset!(transface_match, score), 4);
@@ -1066,6 +1086,7 @@ mod gallery_layout_tests {
         for p in [p, q] {
             assert_eq!(p.struct_size as usize, size_of::<transface_gallery_params>());
             assert_eq!((p.storage as u32, p.read_only, p.search_threads), (TRANSFACE_GALLERY_FLOAT32, 0, 1));
+            assert_eq!((p.index as u32, p.hnsw_m, p.hnsw_ef_construction, p.hnsw_ef_search, p.hnsw_seed), (TRANSFACE_GALLERY_EXACT, 16, 200, 64, 100));
         }
     }
 }

@@ -43,8 +43,42 @@ pub struct GalleryParams {
     pub storage: GalleryStorage,
     /// No writes and no writer lock (false). Always true when no model is given.
     pub read_only: bool,
-    /// Workers of one search (1).
+    /// Workers of one search (1); also of building an HNSW graph at open.
     pub search_threads: usize,
+    /// How searches find rows ([`GalleryIndex::Exact`]).
+    pub index: GalleryIndex,
+}
+
+/// How a gallery searches (`transface_gallery_index` and the `hnsw_*` fields).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GalleryIndex {
+    /// Every row scored.
+    Exact,
+    /// An HNSW graph beside the file proposes rows, which are scored exactly (approximate:
+    /// a row the graph misses is not found).
+    Hnsw {
+        /// Links per node, 2..=256 (16).
+        m: usize,
+        /// Build beam (200).
+        ef_construction: usize,
+        /// Search beam: candidates re-scored per query (64).
+        ef_search: usize,
+        /// Seed of the node levels (100).
+        seed: u64,
+    },
+}
+
+impl GalleryIndex {
+    /// HNSW with the library's default parameters.
+    pub fn hnsw() -> GalleryIndex {
+        let p = ffi::defaults(ffi::transface_gallery_params_init);
+        GalleryIndex::Hnsw {
+            m: p.hnsw_m.max(0) as usize,
+            ef_construction: p.hnsw_ef_construction.max(0) as usize,
+            ef_search: p.hnsw_ef_search.max(0) as usize,
+            seed: p.hnsw_seed,
+        }
+    }
 }
 
 impl Default for GalleryParams {
@@ -59,6 +93,7 @@ impl Default for GalleryParams {
             },
             read_only: p.read_only != 0,
             search_threads: p.search_threads.max(0) as usize,
+            index: GalleryIndex::Exact,
         }
     }
 }
@@ -70,6 +105,13 @@ impl GalleryParams {
         p.storage = self.storage.code();
         p.read_only = read_only as i32;
         p.search_threads = to_i32(self.search_threads, "search_threads")?;
+        if let GalleryIndex::Hnsw { m, ef_construction, ef_search, seed } = self.index {
+            p.index = ffi::TRANSFACE_GALLERY_HNSW as i32;
+            p.hnsw_m = to_i32(m, "hnsw m")?;
+            p.hnsw_ef_construction = to_i32(ef_construction, "hnsw ef_construction")?;
+            p.hnsw_ef_search = to_i32(ef_search, "hnsw ef_search")?;
+            p.hnsw_seed = seed;
+        }
         Ok(p)
     }
 }
@@ -291,10 +333,14 @@ mod tests {
     #[test]
     fn default_params_are_the_library_defaults() {
         let p = GalleryParams::default();
-        assert_eq!(p, GalleryParams { storage: GalleryStorage::Float32, read_only: false, search_threads: 1 });
+        assert_eq!(p, GalleryParams { storage: GalleryStorage::Float32, read_only: false, search_threads: 1, index: GalleryIndex::Exact });
         let c = GalleryParams { storage: GalleryStorage::Float16, search_threads: 3, ..p }.to_c(true).unwrap();
         assert_eq!(c.struct_size as usize, std::mem::size_of::<ffi::transface_gallery_params>());
         assert_eq!((c.storage, c.read_only, c.search_threads), (1, 1, 3));
+        assert_eq!(c.index as u32, ffi::TRANSFACE_GALLERY_EXACT);
+        let h = GalleryParams { index: GalleryIndex::Hnsw { m: 8, ef_construction: 50, ef_search: 20, seed: 7 }, ..p }.to_c(false).unwrap();
+        assert_eq!((h.index as u32, h.hnsw_m, h.hnsw_ef_construction, h.hnsw_ef_search, h.hnsw_seed), (ffi::TRANSFACE_GALLERY_HNSW, 8, 50, 20, 7));
+        assert_eq!(GalleryIndex::hnsw(), GalleryIndex::Hnsw { m: 16, ef_construction: 200, ef_search: 64, seed: 100 });
     }
 
     #[test]

@@ -74,7 +74,7 @@ pub use convert::{
 pub use data::{PackParams, RecordIO, RecordIOLayout, VerificationBin};
 pub use detect::{Detector, DetectorParams, Face, LandmarkBox};
 pub use error::{Error, Result, Status};
-pub use gallery::{Gallery, GalleryParams, GalleryStorage, Match};
+pub use gallery::{Gallery, GalleryIndex, GalleryParams, GalleryStorage, Match};
 pub use eval::ijb::{IjbParams, IjbResult};
 pub use eval::{
     pair_distances, roc_curve, tar_at_far, verify_distances, verify_embeddings, verify_roc, Roc, VerifyParams,
