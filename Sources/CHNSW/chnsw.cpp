@@ -4,6 +4,7 @@
 
 #include <hnswlib/hnswlib.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <cstring>
@@ -58,7 +59,9 @@ template <class T> void read_pod(std::ifstream &in, T &v) {
     if (!in) throw Fail("the graph file is truncated");
 }
 
-void check_header(const char *path, int dim, int m) {
+/* Returns the node count; hnswlib's loader is then told to size the graph for exactly that many
+ * (its own max_elements field, unchecked, would size the allocations). */
+size_t check_header(const char *path, int dim, int m) {
     std::ifstream in(path, std::ios::binary);
     if (!in.is_open()) throw Fail("cannot open the graph file");
     in.seekg(0, in.end);
@@ -74,7 +77,7 @@ void check_header(const char *path, int dim, int m) {
     if (h.m != static_cast<size_t>(m) || h.max_m != h.m || h.max_m0 != 2 * h.m || h.offset_level0 != 0 ||
         h.offset_data != links0 || h.label_offset != links0 + data || h.size_per_element != links0 + data + sizeof(hnswlib::labeltype))
         throw Fail("the graph file's layout does not match the gallery (dimension, M)");
-    if (h.count > (1ull << 31) || h.count * h.size_per_element > file_size || h.max_level < 0 || h.max_level > 64 ||
+    if (h.count > (1ull << 31) || h.count * h.size_per_element > file_size || h.max_level < (h.count == 0 ? -1 : 0) || h.max_level > 64 ||
         (h.count > 0 && h.enter_point >= h.count) || !(h.mult > 0 && h.mult < 10))
         throw Fail("the graph file's header is damaged");
     // the walk hnswlib's loader makes, done first so that its own throws (which would leave the
@@ -89,9 +92,11 @@ void check_header(const char *path, int dim, int m) {
         if (!in || static_cast<unsigned long long>(in.tellg()) > file_size) throw Fail("the graph file is truncated");
     }
     if (static_cast<unsigned long long>(in.tellg()) != file_size) throw Fail("the graph file has bytes past its nodes");
+    return h.count;
 }
 
-/* Every link list of a loaded graph: sizes within M (2M on level 0), targets stored nodes. */
+/* Every link list of a loaded graph: sizes within M (2M on level 0), targets stored nodes that
+ * reach the list's level; the entry point on the top level (what searchKnn assumes). */
 void check_links(const hnswlib::HierarchicalNSW<float> &g) {
     const size_t n = g.cur_element_count;
     for (size_t i = 0; i < n; i++) {
@@ -103,11 +108,15 @@ void check_links(const hnswlib::HierarchicalNSW<float> &g) {
             const unsigned short size = g.getListCount(list);
             if (size > (level == 0 ? g.maxM0_ : g.maxM_)) throw Fail("a link list of the graph file is too long");
             const hnswlib::tableint *targets = reinterpret_cast<const hnswlib::tableint *>(list + 1);
-            for (unsigned short j = 0; j < size; j++)
+            for (unsigned short j = 0; j < size; j++) {
                 if (targets[j] >= n) throw Fail("a link of the graph file points past its nodes");
+                // a search walks level L only through nodes that have level L
+                if (g.element_levels_[targets[j]] < level) throw Fail("a link of the graph file points below its level");
+            }
         }
     }
     if (g.label_lookup_.size() != n) throw Fail("the graph file holds a label twice");
+    if (n > 0 && g.element_levels_[g.enterpoint_node_] != g.maxlevel_) throw Fail("the graph file's entry point is not on its top level");
 }
 
 }  // namespace
@@ -134,13 +143,13 @@ int chnsw_load(const char *path, int dim, int m, int ef_search, chnsw_index **ou
     *out = nullptr;
     return guarded(err, err_size, [&] {
         if (dim < 1 || m < 2 || m > 256 || ef_search < 1) throw Fail("bad dimension, M or ef");
-        check_header(path, dim, m);
+        const size_t count = check_header(path, dim, m);
         auto index = std::make_unique<chnsw_index>();
         index->dim = dim;
         index->space = std::make_unique<hnswlib::InnerProductSpace>(static_cast<size_t>(dim));
         index->graph = std::make_unique<hnswlib::HierarchicalNSW<float>>(index->space.get());
         try {
-            index->graph->loadIndex(path, index->space.get(), 0);
+            index->graph->loadIndex(path, index->space.get(), std::max<size_t>(count, 1));
         } catch (...) {
             index->graph.release();  // a half-loaded graph must not be destroyed (its destructor frees unset pointers): leaked
             throw;

@@ -72,3 +72,26 @@ final class HNSWGraph {
     /// Nodes stored, live and deleted.
     var nodeCount: Int { chnsw_node_count(handle) }
 }
+
+/// Reading a graph file on its own, for the fuzz harness: the shim's checked loader, then a
+/// search and the live labels.
+public enum HNSWGraphFile {
+    /// Loads the graph at `path` (expected `dim`, links `m`), searches it once and describes it;
+    /// a damaged file is a thrown error.
+    public static func inspect(path: String, dim: Int, m: Int) throws -> String {
+        let g = try HNSWGraph.load(path: path, dim: dim, parameters: HNSWParameters(m: m, efConstruction: 8, efSearch: 8))
+        let query = (0..<dim).map { Float($0 % 3) - 1 }
+        let norm = query.reduce(0) { $0 + $1 * $1 }.squareRoot()
+        let found = try query.map { $0 / norm }.withUnsafeBufferPointer { try g.search($0.baseAddress!, k: 3) }
+        return "graph of \(g.liveLabels().count) live nodes, \(found.count) found"
+    }
+
+    /// Saves at `path` a graph of `rows` (unit, `dim` each) labelled 0..., links `m`, with `deleted` marked.
+    public static func make(path: String, dim: Int, m: Int, rows: [Float], deleted: [UInt64]) throws {
+        let g = try HNSWGraph.create(dim: dim, parameters: HNSWParameters(m: m, efConstruction: 16, efSearch: 8), seed: 1)
+        let n = rows.count / dim
+        try rows.withUnsafeBufferPointer { try g.add($0.baseAddress!, labels: (0..<UInt64(n)).map { $0 }, threads: 1) }
+        try g.markDeleted(deleted)
+        try g.save(path: path)
+    }
+}

@@ -35,6 +35,9 @@ public enum FuzzHarness: String, CaseIterable, Sendable {
     case torch
     /// Gallery files: `Gallery.open` read-only (header, record log, torn-tail rules), then `list` and `search`.
     case gallery
+    /// hnswlib graph files beside a gallery (`.hnsw`): the shim's checked loader (dimension 8,
+    /// M 4), then a search and the live labels.
+    case hnsw
 
     /// What a harness did with one input.
     public enum Outcome: Equatable, Sendable {
@@ -67,7 +70,7 @@ public enum FuzzHarness: String, CaseIterable, Sendable {
         case .recordio: return 16 << 10
         case .pickle, .torch: return 64 << 10
         case .text, .config: return 8 << 10
-        case .gallery: return 16 << 10
+        case .gallery, .hnsw: return 16 << 10
         }
     }
 
@@ -101,6 +104,8 @@ public enum FuzzHarness: String, CaseIterable, Sendable {
             return try FuzzHarness.torch(try TorchFile.load(path: try FuzzScratch.shared.write("torch.pt", data)))
         case .gallery:
             return try FuzzHarness.gallery(data)
+        case .hnsw:
+            return try HNSWGraphFile.inspect(path: try FuzzScratch.shared.write("graph.hnsw", data), dim: 8, m: 4)
         }
     }
 
@@ -281,7 +286,7 @@ public final class FuzzScratch: @unchecked Sendable {
 
     func removeAll() {
         for sub in ["rec/train.rec", "rec/train.idx", "rec/property", "list/file.txt", "model.tfm", "run.tfc", "torch.pt",
-                    "gallery.tfg", "seed.tfg", "seed.tfg.lock"] { unlink(root + "/" + sub) }
+                    "gallery.tfg", "seed.tfg", "seed.tfg.lock", "graph.hnsw", "seed.hnsw"] { unlink(root + "/" + sub) }
         for sub in ["rec", "list", ""] { rmdir(sub.isEmpty ? root : root + "/" + sub) }
     }
 }

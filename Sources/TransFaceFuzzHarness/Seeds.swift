@@ -166,6 +166,19 @@ public enum FuzzSeeds {
                 unlink(path + ".snap")
             }
             unlink(path)
+        case .hnsw:
+            let path = scratch.root + "/seed.hnsw"
+            var rng = SeededRNG(seed: 5)
+            let rows = (0..<20).flatMap { _ -> [Float] in
+                let v = (0..<8).map { _ in Float(rng.normal()) }
+                let norm = v.reduce(0) { $0 + $1 * $1 }.squareRoot()
+                return v.map { $0 / norm }
+            }
+            for (name, count, deleted) in [("empty", 0, [UInt64]()), ("one", 1, []), ("twenty", 20, []), ("deleted", 20, [3, 7, 19])] {
+                try HNSWGraphFile.make(path: path, dim: 8, m: 4, rows: Array(rows.prefix(8 * count)), deleted: deleted)
+                files.append((name + ".hnsw", try DataFiles.readAll(path)))
+            }
+            unlink(path)
         }
         for (name, bytes) in files {
             let w = try AtomicFileWriter(path: folder + "/seed_" + name)

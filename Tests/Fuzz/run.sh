@@ -5,7 +5,7 @@
 #   Tests/Fuzz/run.sh all [SECONDS]        every harness, one after the other
 #   Tests/Fuzz/run.sh build                only build .build-fuzz/release/transface-fuzz
 #
-# Harnesses: model checkpoint image recordio pickle text config torch gallery (Sources/TransFaceFuzzHarness).
+# Harnesses: model checkpoint image recordio pickle text config torch gallery hnsw (Sources/TransFaceFuzzHarness).
 # Builds the instrumented binary into .build-fuzz (never .build), seeds each corpus from
 # generated files (transface-fuzz seeds) and from ../shared (symlinked, never copied), keeps the
 # growing corpus in .build-fuzz/corpus/HARNESS, crashes in .build-fuzz/artifacts/HARNESS, the log
@@ -19,7 +19,7 @@ ROOT=$PWD
 SHARED=${TRANSFACE_SHARED:-$ROOT/../shared}
 OUT=$ROOT/.build-fuzz
 BIN=$OUT/release/transface-fuzz
-HARNESSES=(model checkpoint image recordio pickle text config torch gallery)
+HARNESSES=(model checkpoint image recordio pickle text config torch gallery hnsw)
 what=${1:?usage: Tests/Fuzz/run.sh HARNESS|all|build [SECONDS]}
 seconds=${2:-600}
 
@@ -87,7 +87,7 @@ fuzz() {
     case $h in
     model | checkpoint) maxlen=32768 ;;
     image | pickle | torch) maxlen=65536 ;;
-    recordio | gallery) maxlen=16384 ;;
+    recordio | gallery | hnsw) maxlen=16384 ;;
     text | config) maxlen=8192 ;;
     esac
     [ -f "$ROOT/Tests/Fuzz/dicts/$h.dict" ] && dict=(-dict="$ROOT/Tests/Fuzz/dicts/$h.dict")
