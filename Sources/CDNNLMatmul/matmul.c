@@ -162,7 +162,7 @@ int tf_matmul_same_weight_layout(const tf_matmul *a, const tf_matmul *b) {
 }
 
 /* Reorders one weight between the user's float32 layout and the primitive's packed one. */
-static int reorder_weight(const tf_matmul *mm, int to_packed, const void *from, void *to, char *error, size_t error_size) {
+static int reorder_weight_here(const tf_matmul *mm, int to_packed, const void *from, void *to, char *error, size_t error_size) {
     const dnnl_memory_desc_t *from_md = to_packed ? &mm->user_weight_md : &mm->weight_md;
     const dnnl_memory_desc_t *to_md = to_packed ? &mm->weight_md : &mm->user_weight_md;
     dnnl_memory_t source = NULL, target = NULL;
@@ -188,6 +188,17 @@ static int reorder_weight(const tf_matmul *mm, int to_packed, const void *from, 
     if (rpd) dnnl_primitive_desc_destroy(rpd);
     if (target) dnnl_memory_destroy(target);
     if (source) dnnl_memory_destroy(source);
+    return rc;
+}
+
+/* On the calling thread alone, as every run: the reorder primitive fixes its thread count when it
+ * is made, and an OpenMP team started here would outlive the call (and deadlock a child forked
+ * after it: libgomp is not fork-safe). */
+static int reorder_weight(const tf_matmul *mm, int to_packed, const void *from, void *to, char *error, size_t error_size) {
+    int threads = omp_get_max_threads();
+    if (threads != 1) omp_set_num_threads(1);
+    int rc = reorder_weight_here(mm, to_packed, from, to, error, error_size);
+    if (threads != 1) omp_set_num_threads(threads);
     return rc;
 }
 
