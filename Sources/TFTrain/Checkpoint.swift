@@ -62,20 +62,8 @@ extension Trainer {
             try require((1...256).contains(threads), "threads \(threads) is outside 1...256")
             config.threads = threads
         }
-        guard config.model.embedDim == opened.header.config.embedDim && config.model.depth == opened.header.config.depth else {
-            throw opened.bad("the stored configuration does not match the stored architecture")
-        }
-        // The configuration names the tensors the checkpoint must hold, and their sizes. They
-        // are checked against the records (which tile the file exactly) before the trainer is
-        // allocated, so a header claiming enormous tensors is refused, not allocated.
-        let expected = try stateTensorSizes(config: config)
-        var options = ModelFile.LoadOptions()
-        options.packBlockLinears = false
-        let model = try ModelFile.readModel(opened, extraTensors: Set(expected.map(\.name)), options: options)
-        let records = try checkRecords(opened, expected)
-        guard state.learningRateScale.isFinite && state.learningRateScale > 0 && state.learningRateScale <= 1 else {
-            throw opened.bad("learning-rate scale \(state.learningRateScale) is outside (0, 1]")
-        }
+        let (model, records) = try readCheckpointParts(opened, state: state, config: config,
+                                                       expected: try stateTensorSizes(config: config))
         let t = try Trainer(config: config, initialModel: model)
         t.learningRateScale = state.learningRateScale
         try opened.read(records["partial_fc.weight"]!, into: t.partialFC.weight.all, verify: true)
@@ -104,6 +92,27 @@ extension Trainer {
     /// The class centres and the optimizer moments a trainer of `config` checkpoints, with their
     /// sizes in floats, computed without allocating anything (the names `stateTensors` gives);
     /// `centreRows` rows of centres (a shard's), all classes when nil.
+    /// The float32 model and the state tensors' records of an opened checkpoint, checked against
+    /// `config`: the stored architecture, the tensors `expected` names (and their sizes) and the
+    /// stored learning-rate scale. The configuration names the tensors the checkpoint must hold
+    /// and their sizes; they are checked against the records (which tile the file exactly) before
+    /// a trainer is allocated, so a header claiming enormous tensors is refused, not allocated.
+    static func readCheckpointParts(_ opened: TensorContainer.Opened, state: ModelHeader.TrainingState, config: TrainerConfig,
+                                    expected: [(name: String, count: Int)]) throws
+        -> (model: TransFaceModel, records: [String: TensorRecord]) {
+        guard config.model.embedDim == opened.header.config.embedDim && config.model.depth == opened.header.config.depth else {
+            throw opened.bad("the stored configuration does not match the stored architecture")
+        }
+        var options = ModelFile.LoadOptions()
+        options.packBlockLinears = false  // a trainer takes the weights as float32
+        let model = try ModelFile.readModel(opened, extraTensors: Set(expected.map(\.name)), options: options)
+        let records = try checkRecords(opened, expected)
+        guard state.learningRateScale.isFinite && state.learningRateScale > 0 && state.learningRateScale <= 1 else {
+            throw opened.bad("learning-rate scale \(state.learningRateScale) is outside (0, 1]")
+        }
+        return (model, records)
+    }
+
     static func stateTensorSizes(config: TrainerConfig, centreRows: Int? = nil) throws -> [(name: String, count: Int)] {
         let c = config.model
         let (centres, overflow) = (centreRows ?? config.numClasses).multipliedReportingOverflow(by: c.embeddingSize)

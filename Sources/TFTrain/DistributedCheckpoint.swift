@@ -178,18 +178,9 @@ extension Trainer {
         }
         if communicator == nil { config.distributed = nil }
         if config != saved { config = try TrainerConfig.parse(config.resolvedJSON.text) }  // the stored text follows
-        guard config.model.embedDim == own.header.config.embedDim && config.model.depth == own.header.config.depth else {
-            throw own.bad("the stored configuration does not match the stored architecture")
-        }
         let e = config.model.embeddingSize
         let ownExpected = try stateTensorSizes(config: config, centreRows: sources[ownIndex].count)
-        var options = ModelFile.LoadOptions()
-        options.packBlockLinears = false
-        let model = try ModelFile.readModel(own, extraTensors: Set(ownExpected.map(\.name)), options: options)
-        let ownRecords = try checkRecords(own, ownExpected)
-        guard state.learningRateScale.isFinite && state.learningRateScale > 0 && state.learningRateScale <= 1 else {
-            throw own.bad("learning-rate scale \(state.learningRateScale) is outside (0, 1]")
-        }
+        let (model, ownRecords) = try readCheckpointParts(own, state: state, config: config, expected: ownExpected)
         let t = try Trainer(config: config, initialModel: model, communicator: communicator)
         t.learningRateScale = state.learningRateScale
         let centreNames = Set(ownExpected.map(\.name).filter { $0.hasSuffix("partial_fc.weight") })
